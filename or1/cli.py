@@ -1,0 +1,125 @@
+"""The ``or1`` command line: train, eval, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from or1.errors import Or1Error
+
+USAGE_OVERRIDES = (
+    "settings as dotted key=value overrides, e.g. algo.clip_high=0.265 "
+    "rollout.temperature=0.6 stages.0.max_response_length=64 train.max_steps=5"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="or1", description="Skywork-OR1 (MAGIC) RL training.")
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="run the MAGIC loop (default preset: tiny-arith)")
+    train.add_argument("--preset", default="tiny-arith", help="preset name or YAML file")
+    train.add_argument("--resume", type=Path, help="continue the run in this directory")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("overrides", nargs="*", help=USAGE_OVERRIDES)
+    ev = sub.add_parser("eval", help="avg@k / pass@k of a checkpoint or a base model")
+    ev.add_argument("--preset", default="tiny-arith")
+    ev.add_argument("--checkpoint", type=Path, help="run dir, ckpt/latest or ckpt/step_N")
+    ev.add_argument("--out", type=Path, help="output directory (default: runs/eval-<time>)")
+    ev.add_argument("--quiet", action="store_true")
+    ev.add_argument("overrides", nargs="*", help=USAGE_OVERRIDES)
+    rep = sub.add_parser("report", help="plots and report.html of a run")
+    rep.add_argument("run_dir", type=Path)
+    sub.add_parser("presets", help="list the shipped presets")
+    return parser
+
+
+def _run_dir(cfg_runs: str, name: str | None, preset: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg_runs) / (name or f"{Path(preset).stem}-{stamp}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from or1.config import load_config, load_saved_config
+    from or1.trainer import Trainer
+
+    if args.resume is not None:
+        cfg = load_saved_config(args.resume / "config.yaml", args.overrides)
+        run_dir = args.resume
+    else:
+        cfg = load_config(args.preset, args.overrides)
+        run_dir = _run_dir(cfg.runs_dir, cfg.name, cfg.preset)
+        if (run_dir / "ckpt").exists():
+            from or1.errors import ConfigError
+
+            raise ConfigError(
+                f"run directory {run_dir} already holds checkpoints.",
+                hint=f"continue it with `or1 train --resume {run_dir}` or choose another name=.",
+            )
+    trainer = Trainer(cfg, run_dir, show_progress=not args.quiet and cfg.logging.progress)
+    summary = trainer.run(resume=args.resume)
+    from or1.report import write_report
+
+    report = write_report(run_dir)
+    print(json.dumps(summary, indent=1))
+    print(f"report: {report}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from or1.config import load_config
+    from or1.evaluator import run_eval
+
+    overrides = list(args.overrides)
+    if args.checkpoint is not None:
+        from or1.checkpoint import find_checkpoint
+
+        overrides.append(f"model.path={find_checkpoint(args.checkpoint) / 'model'}")
+    cfg = load_config(args.preset, overrides)
+    out = args.out or Path(cfg.runs_dir) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_eval(cfg, out, show=not args.quiet)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from or1.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def cmd_presets(_: argparse.Namespace) -> int:
+    from or1.config import preset_names
+
+    print("\n".join(preset_names()))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "presets": cmd_presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    args = parser.parse_args(argv or ["train"])
+    if args.command is None:
+        args = parser.parse_args(["train", *argv])
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3", "transformers", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except Or1Error as err:
+        print(f"or1: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("or1: interrupted; the last checkpoint is intact (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,334 @@
+"""Typed configuration: pydantic models, YAML presets, dotted command-line overrides.
+
+One tree, validated at load. A preset is a short YAML file under ``or1/presets/`` that
+sets only what differs from the defaults below; the defaults are the paper's values
+(RECIPE.md) wherever the paper gives one. Overrides look like
+``algo.clip_high=0.265`` or ``stages.0.max_response_length=64``; values are parsed as
+YAML (``eval.benchmarks=[aime24,aime25]``).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from or1.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TinyModelConfig(_Strict):
+    """A small Qwen2-architecture model built from a config (random init)."""
+
+    hidden_size: int = Field(128, gt=0)
+    num_layers: int = Field(4, gt=0)
+    num_heads: int = Field(4, gt=0)
+    num_kv_heads: int = Field(2, gt=0)
+    intermediate_size: int = Field(384, gt=0)
+    max_position_embeddings: int = Field(1024, gt=0)
+
+
+class ModelConfig(_Strict):
+    """Which policy to train. ``path`` None builds the tiny model of the task."""
+
+    path: str | None = None
+    tiny: TinyModelConfig = TinyModelConfig()
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gradient_checkpointing: bool = False
+
+
+class ArithConfig(_Strict):
+    """The tiny-arith task: chains of integer additions/subtractions."""
+
+    n_train: int = Field(2000, gt=0)
+    n_test: int = Field(200, gt=0)
+    min_terms: int = Field(2, ge=2)
+    max_terms: int = Field(4, ge=2)
+    max_operand: int = Field(99, ge=2)
+    # The warm-up teacher slips on a step with this probability (see data/tasks/arith.py).
+    teacher_error_rate: float = Field(0.25, ge=0.0, lt=1.0)
+
+
+class DataConfig(_Strict):
+    """Where problems come from: a built-in task or files (parquet/jsonl)."""
+
+    task: Literal["tiny-arith"] | None = "tiny-arith"
+    arith: ArithConfig = ArithConfig()
+    train: str | None = None
+    test: str | None = None
+
+
+class WarmupConfig(_Strict):
+    """Supervised warm-up of a tiny model on teacher solutions (cached by content hash)."""
+
+    enabled: bool = True
+    steps: int = Field(400, ge=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(2e-3, gt=0)
+    n_examples: int = Field(6000, gt=0)
+
+
+class RolloutConfig(_Strict):
+    """Sampling for training rollouts (group size and length live in the stages)."""
+
+    engine: Literal["hf", "vllm"] = "hf"
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    max_prompt_length: int = Field(2048, gt=0)
+    batch_size: int = Field(256, gt=0, description="sequences decoded together")
+
+
+class EntropyConfig(_Strict):
+    """Entropy term. ``adaptive`` is the paper's controller; ``fixed`` and ``off`` ablate it."""
+
+    mode: Literal["adaptive", "fixed", "off"] = "adaptive"
+    target: float = Field(0.2, ge=0)
+    delta: float = Field(0.005, ge=0)  # released code: 1e-4
+    coef_min: float = Field(0.0, ge=0)
+    coef_max: float | None = None  # released code: 0.005
+    coef: float = Field(0.0, ge=0, description="the coefficient when mode is fixed")
+
+
+class AlgoConfig(_Strict):
+    """The MAGIC loss and filters. Defaults are the paper's."""
+
+    clip_low: float = Field(0.2, ge=0, lt=1)
+    clip_high: float = Field(0.2, ge=0)
+    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = (
+        "token-mean"
+    )
+    kl_beta: float = Field(0.0, ge=0)  # ablation only; the paper uses none
+    adv_eps: float = Field(1e-6, gt=0)
+    normalize_std: bool = True
+    reject_uniform_groups: bool = True
+    truncation: Literal["keep", "mask"] = "keep"
+    online_filter: bool = True
+    reuse_epochs: int = Field(1, ge=1)
+    entropy: EntropyConfig = EntropyConfig()
+
+
+class OptimConfig(_Strict):
+    """AdamW, constant learning rate (paper: 1e-6, no warm-up)."""
+
+    lr: float = Field(1e-6, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+
+
+class StageConfig(_Strict):
+    """One stage of the multi-stage schedule (RECIPE.md table)."""
+
+    steps: int = Field(gt=0)
+    max_response_length: int = Field(gt=0)
+    batch_size: int = Field(gt=0, description="prompts per step (D_R)")
+    mini_batch_size: int = Field(gt=0, description="prompts per optimizer step")
+    group_size: int = Field(ge=2)
+
+    @model_validator(mode="after")
+    def _divides(self) -> StageConfig:
+        if self.batch_size % self.mini_batch_size:
+            raise ValueError(
+                f"mini_batch_size {self.mini_batch_size} must divide batch_size "
+                f"{self.batch_size}"
+            )
+        return self
+
+
+class TrainConfig(_Strict):
+    seed: int = 0
+    max_steps: int | None = Field(None, gt=0, description="stop after this many steps")
+    checkpoint_every: int = Field(10, gt=0)
+    keep_checkpoints: int = Field(2, gt=0)
+    micro_batch_size: int = Field(64, gt=0, description="sequences per forward/backward")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads")
+    save_samples: int = Field(4, ge=0, description="groups written to samples/ per step")
+
+
+class EvalConfig(_Strict):
+    samples: int = Field(8, gt=0, description="k of avg@k")
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    max_tokens: int | None = Field(None, gt=0, description="None: the last stage's length")
+    max_problems: int | None = Field(None, gt=0)
+    before: bool = True
+    after: bool = True
+    benchmarks: list[str] = []
+
+
+class DistributedConfig(_Strict):
+    backend: Literal["local", "ray"] = "local"
+    workers: int = Field(1, gt=0)
+
+
+class LoggingConfig(_Strict):
+    tensorboard: bool = True
+    wandb: bool = False
+    progress: bool = True
+
+
+class Config(_Strict):
+    """The whole run."""
+
+    preset: str = "custom"
+    name: str | None = None
+    runs_dir: str = "runs"
+    cache_dir: str | None = None  # None: $OR1_CACHE or ~/.cache/or1
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    warmup: WarmupConfig = WarmupConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    algo: AlgoConfig = AlgoConfig()
+    optim: OptimConfig = OptimConfig()
+    stages: list[StageConfig] = Field(min_length=1)
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    distributed: DistributedConfig = DistributedConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def total_steps(self) -> int:
+        total = sum(s.steps for s in self.stages)
+        return min(total, self.train.max_steps) if self.train.max_steps else total
+
+
+PRESETS_PACKAGE = "or1.presets"
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with or1."""
+    files = resources.files(PRESETS_PACKAGE).iterdir()
+    return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
+
+
+def _read_yaml(path: Path | Any, label: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{label} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label} must hold a mapping of settings, not {type(data).__name__}.")
+    return data
+
+
+def read_preset(preset: str) -> dict[str, Any]:
+    """The raw settings of a preset name or a YAML file path."""
+    path = Path(preset)
+    if preset.endswith((".yaml", ".yml")) or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"preset file {preset} does not exist.")
+        return _read_yaml(path, f"preset file {preset}")
+    file = resources.files(PRESETS_PACKAGE).joinpath(f"{preset}.yaml")
+    if not file.is_file():
+        raise ConfigError(
+            f"unknown preset '{preset}'.",
+            hint=f"choose one of: {', '.join(preset_names())}, or give a YAML file path.",
+        )
+    data = _read_yaml(file, f"preset {preset}")
+    data.setdefault("preset", preset)
+    return data
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set one dotted ``key.sub=value`` in a raw settings mapping (value parsed as YAML)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(
+            f"override '{override}' is not of the form key=value.",
+            hint="write e.g. algo.clip_high=0.265 or stages.0.max_response_length=64.",
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
+    _set(node, parts[-1], value, key)
+
+
+def _child(node: Any, part: str, where: str, *, create: bool) -> Any:
+    if isinstance(node, list):
+        index = _index(node, part, where)
+        return node[index]
+    if not isinstance(node, dict):
+        raise ConfigError(f"override key '{where}': its parent is a value, not a section.")
+    if part not in node or node[part] is None:
+        node[part] = {}
+    return node[part]
+
+
+def _index(node: list[Any], part: str, where: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+        raise ConfigError(
+            f"override key '{where}': '{part}' is not an index of a list of {len(node)} items."
+        )
+    return int(part)
+
+
+def _set(node: Any, part: str, value: Any, key: str) -> None:
+    if isinstance(node, list):
+        node[_index(node, part, key)] = value
+    elif isinstance(node, dict):
+        node[part] = value
+    else:
+        raise ConfigError(f"override key '{key}': its parent is a value, not a section.")
+
+
+def _describe(err: dict[str, Any], data: dict[str, Any]) -> str:
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        model: type[BaseModel] = Config
+        for part in loc[:-1]:
+            if part.isdigit():
+                continue
+            annotation = model.model_fields[part].annotation
+            args = getattr(annotation, "__args__", None)
+            model = args[0] if args and isinstance(args[0], type) else annotation  # type: ignore[assignment]
+        allowed = ", ".join(model.model_fields)
+        section = ".".join(p for p in loc[:-1]) or "the top level"
+        return f"unknown key '{key}'; allowed keys under {section}: {allowed}."
+    return f"bad value for '{key}' (got {err.get('input')!r}): {err['msg']}."
+
+
+def build_config(data: dict[str, Any], *, source: str = "config") -> Config:
+    """Validate raw settings into a Config, or raise one ConfigError naming every problem."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = " ".join(_describe(e, data) for e in exc.errors())
+        raise ConfigError(
+            f"{source}: {problems}",
+            hint="see `or1 train --help` and the presets in or1/presets/.",
+        ) from None
+
+
+def load_config(preset: str = "tiny-arith", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a preset (name or YAML path) and apply dotted overrides."""
+    data = read_preset(preset)
+    for override in overrides:
+        apply_override(data, override)
+    label = f"preset {preset}" + (f" with overrides {' '.join(overrides)}" if overrides else "")
+    return build_config(data, source=label)
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def load_saved_config(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist.", hint="is this a run directory of or1?")
+    data = _read_yaml(path, str(path))
+    for override in overrides:
+        apply_override(data, override)
+    return build_config(data, source=str(path))

@@ -1,0 +1,128 @@
+"""Load or build the policy model and its tokenizer.
+
+Two sources: a local Hugging Face causal-LM directory (``model.path``), or, for built-in
+tasks, a tiny Qwen2-architecture model built from a config with random weights and a
+byte-level BPE tokenizer trained locally with ``tokenizers`` on the task's texts. The
+tiny tokenizer carries a ChatML chat template, like Qwen's, so both paths use
+``apply_chat_template`` the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from or1.config import ModelConfig, TinyModelConfig
+from or1.errors import ConfigError
+
+PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_tokenizer(
+    corpus: list[str], *, vocab_size: int = 384, extra_tokens: tuple[str, ...] = ()
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on ``corpus``; digits are always single tokens."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, IM_START, IM_END],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    # Role names and the chat frame occur in every prompt: let BPE merge them.
+    frame = [f"{IM_START}{role}\n" for role in ("system", "user", "assistant")] * 50
+    tok.train_from_iterator([*corpus, *frame], trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=IM_END, unk_token=None
+    )
+    if extra_tokens:
+        fast.add_tokens(list(extra_tokens))
+    fast.chat_template = CHATML_TEMPLATE
+    fast.padding_side = "left"
+    return fast
+
+
+def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    """A randomly initialised Qwen2 model sized by ``cfg`` for ``tokenizer``."""
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        attn_implementation="sdpa",
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def resolve_device(cfg: ModelConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("model.device=cuda but no CUDA device is visible.", hint="use cpu.")
+    return torch.device(cfg.device)
+
+
+def resolve_dtype(cfg: ModelConfig, device: torch.device) -> torch.dtype:
+    # bf16 is emulated on CPU (about 8x slower to train), so CPU defaults to fp32.
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, cfg.dtype)
+
+
+def load_pretrained(
+    path: str | Path, cfg: ModelConfig
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """A local HF causal-LM directory and its tokenizer (which must have a chat template)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model.path {path} is not a Hugging Face model directory (no config.json).",
+            hint="point model.path at a directory written by save_pretrained.",
+        )
+    device = resolve_device(cfg)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(cfg, device))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model.to(device), tokenizer
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerFast, model: PreTrainedModel) -> list[int]:
+    """Token ids that end a response: the tokenizer's eos and the model's eos id(s)."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(model.generation_config, "eos_token_id", None) or model.config.eos_token_id
+    ids.update(eos if isinstance(eos, list) else [eos])
+    if IM_END in tokenizer.get_vocab():
+        ids.add(tokenizer.convert_tokens_to_ids(IM_END))
+    return sorted(i for i in ids if i is not None)

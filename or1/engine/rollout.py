@@ -1,0 +1,63 @@
+"""The rollout seam: what every generation engine (HF, vLLM, Ray-backed) implements.
+
+Letters used in shapes across or1: B prompts in a batch, G responses per prompt (group
+size), N = B*G sequences, P prompt tokens, T response tokens, V vocabulary size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample: ``n`` responses per prompt, up to ``max_tokens`` each."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+
+
+@dataclass
+class Rollouts:
+    """N = len(prompts) * n sampled responses, grouped: row i belongs to prompt i // n.
+
+    Attributes:
+        prompt_ids: per row, the prompt token ids (shared within a group).
+        response_ids: per row, the sampled token ids, including the stop token if any.
+        logprobs: per row, the sampling log-probability of each response token (at the
+            sampling temperature, before top-p), aligned with ``response_ids``.
+        truncated: per row, True when the response hit ``max_tokens`` without stopping.
+        group_ids: per row, the index of its prompt in the request.
+    """
+
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]
+    logprobs: list[list[float]]
+    truncated: list[bool]
+    group_ids: list[int]
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.response_ids)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(r) for r in self.response_ids)
+
+
+class RolloutEngine(Protocol):
+    """Generates grouped responses; receives new weights after each policy update."""
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> Rollouts: ...
+
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None: ...
+
+    def rng_state(self) -> dict[str, Any]: ...
+
+    def set_rng_state(self, state: Mapping[str, Any]) -> None: ...

@@ -1,0 +1,394 @@
+"""The MAGIC loop: stages -> steps -> rollout -> reward -> filter -> advantages ->
+policy update -> entropy control -> log / checkpoint.
+
+Departures from the paper, each a setting whose default is the paper's value:
+``algo.truncation`` (mask = ablation), ``algo.online_filter``, ``algo.kl_beta``,
+``algo.entropy.*`` (released-code values), ``algo.reuse_epochs`` and the stage's
+``mini_batch_size`` (N_SGD > 1 = off-policy ablations).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from or1.algo import (
+    AdaptiveEntropyController,
+    FixedEntropyCoef,
+    drop_solved,
+    group_accuracy,
+    group_advantages,
+    reject_uniform_groups,
+)
+from or1.build import encode_prompt, load_model, load_problems, seed_everything
+from or1.checkpoint import (
+    global_rng_state,
+    load_checkpoint,
+    load_training_state,
+    save_checkpoint,
+    set_global_rng_state,
+)
+from or1.config import Config, StageConfig, save_config
+from or1.data.problem import Problem
+from or1.data.sampler import PromptSampler
+from or1.engine.hf_rollout import HFRolloutEngine
+from or1.engine.models import load_pretrained, stop_token_ids
+from or1.engine.policy import LocalPolicy, RolloutBatch
+from or1.engine.rollout import Rollouts, SamplingParams
+from or1.evaluate import EvalResult, evaluate_problems, write_eval_outputs
+from or1.objective import ObjectiveSettings, magic_loss
+from or1.progress import progress_bar
+from or1.rewards import score_batch
+from or1.tracking import MetricsLogger
+
+log = logging.getLogger("or1.trainer")
+
+
+def stage_of(stages: list[StageConfig], step: int) -> int:
+    """Index of the stage that global step ``step`` (1-based) belongs to."""
+    end = 0
+    for index, stage in enumerate(stages):
+        end += stage.steps
+        if step <= end:
+            return index
+    return len(stages) - 1
+
+
+def make_entropy_controller(cfg: Config) -> AdaptiveEntropyController | FixedEntropyCoef:
+    e = cfg.algo.entropy
+    if e.mode == "adaptive":
+        return AdaptiveEntropyController(
+            target=e.target, delta=e.delta, coef_min=e.coef_min, coef_max=e.coef_max
+        )
+    return FixedEntropyCoef(e.coef if e.mode == "fixed" else 0.0)
+
+
+def build_batch(
+    rollouts: Rollouts, rewards: torch.Tensor, *, pad_id: int, cfg: Config
+) -> tuple[RolloutBatch | None, dict[str, float]]:
+    """Reject uniform groups, compute advantages, lay out the kept rows as a RolloutBatch."""
+    group_ids = torch.tensor(rollouts.group_ids)
+    keep = (
+        reject_uniform_groups(rewards, group_ids)
+        if cfg.algo.reject_uniform_groups
+        else torch.ones_like(group_ids, dtype=torch.bool)
+    )
+    n_groups = len(set(rollouts.group_ids))
+    kept_groups = len(set(group_ids[keep].tolist()))
+    info = {"kept_group_fraction": kept_groups / max(n_groups, 1)}
+    if not bool(keep.any()):
+        return None, info
+    rows = keep.nonzero().squeeze(-1).tolist()
+    advantages = group_advantages(
+        rewards[keep], group_ids[keep], eps=cfg.algo.adv_eps, normalize_std=cfg.algo.normalize_std
+    )
+    width_p = max(len(rollouts.prompt_ids[r]) for r in rows)
+    width_t = max(len(rollouts.response_ids[r]) for r in rows)
+    ids = torch.full((len(rows), width_p + width_t), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    resp_mask = torch.zeros((len(rows), width_t))
+    rollout_logp = torch.zeros((len(rows), width_t))
+    for i, r in enumerate(rows):
+        prompt, response = rollouts.prompt_ids[r], rollouts.response_ids[r]
+        ids[i, width_p - len(prompt) : width_p] = torch.tensor(prompt)
+        ids[i, width_p : width_p + len(response)] = torch.tensor(response)
+        attn[i, width_p - len(prompt) : width_p + len(response)] = 1
+        resp_mask[i, : len(response)] = 1.0
+        rollout_logp[i, : len(response)] = torch.tensor(rollouts.logprobs[r])
+    truncated = torch.tensor([rollouts.truncated[r] for r in rows])
+    if cfg.algo.truncation == "mask":
+        resp_mask[truncated] = 0.0
+    batch = RolloutBatch(
+        input_ids=ids, attention_mask=attn, response_mask=resp_mask, prompt_length=width_p,
+        rewards=rewards[keep], advantages=advantages, group_ids=group_ids[keep],
+        truncated=truncated, rollout_logp=rollout_logp,
+    )
+    return batch, info
+
+
+def mini_batch_rows(
+    group_ids: torch.Tensor, *, n_mini: int, epochs: int, seed: int
+) -> list[torch.Tensor]:
+    """Row indices of each optimizer step: groups split into ``n_mini`` parts per epoch."""
+    groups = torch.unique(group_ids)
+    out = []
+    for epoch in range(epochs):
+        order = groups
+        if epoch > 0:
+            gen = torch.Generator().manual_seed(seed + epoch)
+            order = groups[torch.randperm(len(groups), generator=gen)]
+        for part in order.tensor_split(min(n_mini, len(order))):
+            out.append(torch.isin(group_ids, part).nonzero().squeeze(-1))
+    return out
+
+
+class Trainer:
+    """Owns the data flow of one run; engines do the heavy lifting."""
+
+    def __init__(self, cfg: Config, run_dir: Path, *, show_progress: bool = True) -> None:
+        created = time.perf_counter()
+        self.cfg, self.run_dir, self.show = cfg, Path(run_dir), show_progress
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed)
+        self.train_problems, self.test_problems = load_problems(cfg)
+        self.by_uid: dict[str, Problem] = {p.uid: p for p in self.train_problems}
+        loaded = load_model(cfg, self.train_problems, show=show_progress)
+        self.model, self.tokenizer, self.model_info = loaded.model, loaded.tokenizer, loaded.info
+        self.policy = LocalPolicy(
+            self.model, cfg.optim, micro_batch_size=cfg.train.micro_batch_size,
+            keep_reference=cfg.algo.kl_beta > 0,
+        )
+        self.engine = HFRolloutEngine(
+            self.model, pad_id=self.tokenizer.pad_token_id,
+            stop_ids=stop_token_ids(self.tokenizer, self.model),
+            max_batch_sequences=cfg.rollout.batch_size, seed=cfg.train.seed,
+        )
+        self.controller = make_entropy_controller(cfg)
+        self.sampler = PromptSampler(list(self.by_uid), seed=cfg.train.seed)
+        self.step = 0
+        self.stage_index = 0
+        self.stage_accuracy: dict[str, float] = {}
+        self.elapsed = 0.0
+        self.base_eval: dict[str, Any] | None = None
+        self._prompt_cache: dict[str, list[int]] = {}
+        self.setup_seconds = time.perf_counter() - created  # data, model, warm-up
+
+    # ---- helpers -----------------------------------------------------------------
+    def prompt_ids(self, problem: Problem) -> list[int]:
+        if problem.uid not in self._prompt_cache:
+            self._prompt_cache[problem.uid] = encode_prompt(self.tokenizer, problem)
+        return self._prompt_cache[problem.uid]
+
+    def decode(self, responses: list[list[int]]) -> list[str]:
+        return self.tokenizer.batch_decode(responses, skip_special_tokens=True)
+
+    def evaluate(self, label: str) -> EvalResult:
+        e = self.cfg.eval
+        problems = self.test_problems[: e.max_problems] if e.max_problems else self.test_problems
+        result = evaluate_problems(
+            self.engine, problems, encode=self.prompt_ids, decode=self.decode,
+            params=SamplingParams(
+                n=e.samples, temperature=e.temperature, top_p=e.top_p,
+                max_tokens=e.max_tokens or self.cfg.stages[-1].max_response_length,
+            ),
+            label=label, show=self.show,
+        )
+        write_eval_outputs(result, self.run_dir / "eval")
+        return result
+
+    # ---- one step ----------------------------------------------------------------
+    def train_step(self, stage: StageConfig) -> dict[str, float]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        problems = [self.by_uid[u] for u in self.sampler.next_batch(stage.batch_size)]
+        params = SamplingParams(
+            n=stage.group_size, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+            max_tokens=stage.max_response_length,
+        )
+        rollouts = self.engine.generate([self.prompt_ids(p) for p in problems], params)
+        t1 = time.perf_counter()
+        texts = self.decode(rollouts.response_ids)
+        scored = score_batch(
+            [(problems[g].ability, t, problems[g].ground_truth)
+             for g, t in zip(rollouts.group_ids, texts, strict=True)]
+        )
+        rewards = torch.tensor(scored, dtype=torch.float32)
+        t2 = time.perf_counter()
+        group_ids = torch.tensor(rollouts.group_ids)
+        ids, accuracy = group_accuracy(rewards, group_ids)
+        for g, acc in zip(ids.tolist(), accuracy.tolist(), strict=True):
+            self.stage_accuracy[problems[g].uid] = acc
+        lengths = torch.tensor([len(r) for r in rollouts.response_ids], dtype=torch.float32)
+        metrics: dict[str, float] = {
+            "reward_mean": float(rewards.mean()),
+            "accuracy": float((rewards > 0.5).float().mean()),
+            "response_length_mean": float(lengths.mean()),
+            "response_length_max": float(lengths.max()),
+            "truncation_ratio": sum(rollouts.truncated) / len(rollouts),
+            "max_response_length": stage.max_response_length,
+            "active_prompts": len(self.sampler.active),
+            "rollout_seconds": t1 - t0,
+            "reward_seconds": t2 - t1,
+            "tokens_per_second": rollouts.num_tokens / max(t1 - t0, 1e-9),
+        }
+        self._write_samples(problems, rollouts, texts, scored)
+        batch, info = build_batch(rollouts, rewards, pad_id=self.tokenizer.pad_token_id, cfg=cfg)
+        metrics.update(info)
+        if batch is None:
+            log.warning("step %d: every group had uniform rewards; skipping the update", self.step)
+            metrics["update_seconds"] = 0.0
+            return metrics
+        metrics.update(self.update(batch, stage))
+        metrics["update_seconds"] = time.perf_counter() - t2
+        return metrics
+
+    def update(self, batch: RolloutBatch, stage: StageConfig) -> dict[str, float]:
+        cfg = self.cfg
+        mask = batch.response_mask
+        # Entropy e_k of the rollout buffer: mean negative log-prob of the sampled tokens.
+        sampled_entropy = float(-(batch.rollout_logp * mask).sum() / mask.sum().clamp(min=1))
+        alpha = self.controller.update(sampled_entropy)
+        n_mini = stage.batch_size // stage.mini_batch_size
+        rows = mini_batch_rows(
+            batch.group_ids, n_mini=n_mini, epochs=cfg.algo.reuse_epochs,
+            seed=cfg.train.seed * 100_003 + self.step,
+        )
+        temperature = cfg.rollout.temperature
+        if len(rows) > 1:
+            batch.old_logp = self.policy.logprobs(batch, temperature=temperature)
+        if cfg.algo.kl_beta > 0:
+            batch.ref_logp = self.policy.logprobs(batch, temperature=temperature, reference=True)
+        loss_fn = magic_loss(
+            ObjectiveSettings(
+                clip_low=cfg.algo.clip_low, clip_high=cfg.algo.clip_high,
+                aggregation=cfg.algo.aggregation, entropy_coef=alpha, kl_beta=cfg.algo.kl_beta,
+            )
+        )
+        steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
+        first = steps[0]  # statistics of the first optimizer step: the rollout policy's
+        out = {key: value for key, value in first.items()}
+        out["grad_norm"] = max(s["grad_norm"] for s in steps)
+        out.update(
+            entropy_sampled=sampled_entropy,
+            entropy_coef=alpha,
+            entropy_coef_next=getattr(self.controller, "value", alpha),
+            n_sgd=len(rows),
+            kept_sequences=len(batch),
+        )
+        return out
+
+    def _write_samples(
+        self, problems: list[Problem], rollouts: Rollouts, texts: list[str], rewards: list[float]
+    ) -> None:
+        n = self.cfg.train.save_samples
+        if n <= 0:
+            return
+        path = self.run_dir / "samples" / f"step_{self.step}.jsonl"
+        path.parent.mkdir(exist_ok=True)
+        with open(path, "w") as fh:
+            for row, text in enumerate(texts):
+                g = rollouts.group_ids[row]
+                if g >= n:
+                    break
+                fh.write(json.dumps({
+                    "uid": problems[g].uid, "prompt": problems[g].question, "response": text,
+                    "ground_truth": problems[g].ground_truth, "reward": rewards[row],
+                    "truncated": rollouts.truncated[row],
+                }) + "\n")
+
+    # ---- stages, checkpoints, the run ----------------------------------------------
+    def enter_stage(self, index: int) -> None:
+        """Online filter: drop prompts solved with accuracy 1 in the previous stage."""
+        if index == self.stage_index:
+            return
+        if self.cfg.algo.online_filter:
+            kept = drop_solved(self.sampler.active, self.stage_accuracy, threshold=1.0)
+            if kept:
+                log.info("stage %d: online filter keeps %d of %d prompts", index + 1,
+                         len(kept), len(self.sampler.active))
+                self.sampler.set_active(kept)
+            else:
+                log.warning("stage %d: every prompt was solved; keeping them all", index + 1)
+        self.stage_index = index
+        self.stage_accuracy = {}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "stage_index": self.stage_index,
+            "stage_accuracy": self.stage_accuracy,
+            "sampler": self.sampler.state_dict(),
+            "controller": self.controller.state_dict(),
+            "elapsed": self.elapsed,
+            "base_eval": self.base_eval,
+            "model_info": self.model_info,
+        }
+
+    def save(self) -> Path:
+        return save_checkpoint(
+            self.run_dir / "ckpt", step=self.step, model=self.model, tokenizer=self.tokenizer,
+            optimizer_state=self.policy.optimizer_state(),
+            rng={"global": global_rng_state(), "engine": self.engine.rng_state()},
+            state=self.state(), keep=self.cfg.train.keep_checkpoints,
+        )
+
+    def restore(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        optimizer, rng = load_training_state(ckpt)
+        model, _ = load_pretrained(ckpt.model_dir, self.cfg.model)
+        self.model.load_state_dict(model.state_dict())
+        self.policy.load_optimizer_state(optimizer)
+        set_global_rng_state(rng["global"])
+        self.engine.set_rng_state(rng["engine"])
+        s = ckpt.state
+        self.step, self.stage_index = ckpt.step, int(s["stage_index"])
+        self.stage_accuracy = dict(s["stage_accuracy"])
+        self.sampler.load_state_dict(s["sampler"])
+        self.controller.load_state_dict(s["controller"])
+        self.elapsed = float(s["elapsed"])
+        self.base_eval = s.get("base_eval")
+        log.info("resumed from %s at step %d", ckpt.path, self.step)
+
+    def run(self, *, resume: Path | None = None) -> dict[str, Any]:
+        cfg = self.cfg
+        save_config(cfg, self.run_dir / "config.yaml")
+        logger = MetricsLogger(self.run_dir, tensorboard=cfg.logging.tensorboard,
+                               wandb=cfg.logging.wandb, config=cfg.model_dump(mode="json"))
+        start = time.perf_counter() - self.elapsed
+        if resume is not None:
+            self.restore(resume)
+            logger.truncate_after(self.step)
+        elif cfg.eval.before:
+            base = self.evaluate("base")
+            self.base_eval = base.summary()
+            logger.log_eval(0, self.base_eval)
+        total = cfg.total_steps
+        with logger, progress_bar("RL steps", total, show=self.show) as bar:
+            bar.advance(self.step)
+            while self.step < total:
+                self.step += 1
+                index = stage_of(cfg.stages, self.step)
+                self.enter_stage(index)
+                metrics = self.train_step(cfg.stages[index])
+                metrics["stage"] = index
+                metrics["step_seconds"] = sum(
+                    metrics.get(k, 0.0) for k in ("rollout_seconds", "reward_seconds", "update_seconds")
+                )
+                self.elapsed = time.perf_counter() - start
+                metrics["wall_seconds"] = self.elapsed
+                logger.log(self.step, metrics)
+                bar.advance(1, reward=f"{metrics['reward_mean']:.2f}",
+                            H=f"{metrics.get('entropy_sampled', float('nan')):.2f}")
+                stage_end = self.step == sum(s.steps for s in cfg.stages[: index + 1])
+                if self.step % cfg.train.checkpoint_every == 0 or stage_end or self.step == total:
+                    self.save()
+            final = self.evaluate("final") if cfg.eval.after else None
+            if final is not None:
+                logger.log_eval(self.step, final.summary())
+        self.elapsed = time.perf_counter() - start
+        return self._summary(final)
+
+    def _summary(self, final: EvalResult | None) -> dict[str, Any]:
+        base = self.base_eval or {}
+        summary = {
+            "preset": self.cfg.preset,
+            "seed": self.cfg.train.seed,
+            "k": self.cfg.eval.samples,
+            "base_avg_at_k": base.get("avg_at_k"),
+            "final_avg_at_k": final.avg_at_k if final else None,
+            "base_pass_at_k": base.get("pass_at_k"),
+            "final_pass_at_k": {str(k): v for k, v in final.pass_at_k.items()} if final else None,
+            "steps": self.step,
+            "wall_seconds": self.elapsed + self.setup_seconds,
+            "setup_seconds": self.setup_seconds,
+            "model": self.model_info,
+            "run_dir": str(self.run_dir),
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
