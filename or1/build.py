@@ -63,8 +63,11 @@ def encode_prompt(tokenizer: PreTrainedTokenizerFast, problem: Problem) -> list[
 def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
     arith_cfg = cfg.data.arith
     key = cache_key(
-        "tiny-arith", arith_cfg.model_dump(), cfg.model.tiny.model_dump(),
-        cfg.warmup.model_dump(), cfg.train.seed,
+        "tiny-arith",
+        arith_cfg.model_dump(),
+        cfg.model.tiny.model_dump(),
+        cfg.warmup.model_dump(),
+        cfg.train.seed,
     )
     target = cache_dir(cfg) / "warmup" / key
     if (target / "config.json").is_file():
@@ -79,8 +82,10 @@ def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
     info: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
     if cfg.warmup.enabled and cfg.warmup.steps > 0:
         pairs = arith.warmup_examples(
-            train, cfg.warmup.n_examples,
-            error_rate=arith_cfg.teacher_error_rate, seed=cfg.train.seed,
+            train,
+            cfg.warmup.n_examples,
+            error_rate=arith_cfg.teacher_error_rate,
+            seed=cfg.train.seed,
         )
         eos = [tokenizer.eos_token_id]
         examples = [
@@ -88,8 +93,12 @@ def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
         ]
         with progress_bar("warm-up (supervised)", cfg.warmup.steps, show=show) as bar:
             stats = supervised_warmup(
-                model, examples, cfg.warmup, pad_id=tokenizer.pad_token_id,
-                seed=cfg.train.seed, progress=lambda n, loss: bar.advance(n, loss=f"{loss:.3f}"),
+                model,
+                examples,
+                cfg.warmup,
+                pad_id=tokenizer.pad_token_id,
+                seed=cfg.train.seed,
+                progress=lambda n, loss: bar.advance(n, loss=f"{loss:.3f}"),
             )
         info.update(warmup_loss=stats["loss"], warmup_seconds=stats["seconds"])
     target.parent.mkdir(parents=True, exist_ok=True)

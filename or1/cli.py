@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from or1.config import load_config
-    from or1.evaluator import run_eval
+    from or1.evaluate import run_eval
 
     overrides = list(args.overrides)
     if args.checkpoint is not None:
@@ -111,13 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "transformers", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-shard save/load bars drown ours
     try:
         return COMMANDS[args.command](args)
     except Or1Error as err:
         print(f"or1: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("or1: interrupted; the last checkpoint is intact (resume with --resume)", file=sys.stderr)
+        print(
+            "or1: interrupted; the last checkpoint is intact (resume with --resume)",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -101,9 +101,7 @@ class AlgoConfig(_Strict):
 
     clip_low: float = Field(0.2, ge=0, lt=1)
     clip_high: float = Field(0.2, ge=0)
-    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = (
-        "token-mean"
-    )
+    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
     kl_beta: float = Field(0.0, ge=0)  # ablation only; the paper uses none
     adv_eps: float = Field(1e-6, gt=0)
     normalize_std: bool = True
@@ -136,8 +134,7 @@ class StageConfig(_Strict):
     def _divides(self) -> StageConfig:
         if self.batch_size % self.mini_batch_size:
             raise ValueError(
-                f"mini_batch_size {self.mini_batch_size} must divide batch_size "
-                f"{self.batch_size}"
+                f"mini_batch_size {self.mini_batch_size} must divide batch_size {self.batch_size}"
             )
         return self
 

@@ -38,9 +38,14 @@ def magic_loss(settings: ObjectiveSettings) -> LossFn:
         old = micro.old_logp.to(logp.device) if micro.old_logp is not None else logp.detach()
         advantages = micro.advantages.to(logp.device)
         pg, stats = policy_loss(
-            logp, old, advantages, mask,
-            clip_low=settings.clip_low, clip_high=settings.clip_high,
-            aggregation=settings.aggregation, normalizer=normalizer,
+            logp,
+            old,
+            advantages,
+            mask,
+            clip_low=settings.clip_low,
+            clip_high=settings.clip_high,
+            aggregation=settings.aggregation,
+            normalizer=normalizer,
         )
         entropy = token_entropy(logits)
         loss = pg
@@ -50,7 +55,11 @@ def magic_loss(settings: ObjectiveSettings) -> LossFn:
             )
         tokens = mask.sum().clamp(min=1.0)
         stats = {**stats, "entropy_full": (entropy.detach() * mask).sum() / tokens}
-        stats["pg_loss"] = pg.detach() * normalizer / tokens if settings.aggregation == "token-mean" else pg.detach()
+        stats["pg_loss"] = (
+            pg.detach() * normalizer / tokens
+            if settings.aggregation == "token-mean"
+            else pg.detach()
+        )
         if settings.kl_beta > 0:
             if micro.ref_logp is None:
                 raise ValueError("kl_beta > 0 needs ref_logp in the batch")

@@ -22,9 +22,9 @@ class Bar:
 
     def advance(self, n: int = 1, **fields: str) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, advance=n, info=" ".join(
-                f"{k}={v}" for k, v in fields.items()
-            ))
+            self._progress.update(
+                self._task, advance=n, info=" ".join(f"{k}={v}" for k, v in fields.items())
+            )
 
 
 @contextmanager

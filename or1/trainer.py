@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -104,9 +106,15 @@ def build_batch(
     if cfg.algo.truncation == "mask":
         resp_mask[truncated] = 0.0
     batch = RolloutBatch(
-        input_ids=ids, attention_mask=attn, response_mask=resp_mask, prompt_length=width_p,
-        rewards=rewards[keep], advantages=advantages, group_ids=group_ids[keep],
-        truncated=truncated, rollout_logp=rollout_logp,
+        input_ids=ids,
+        attention_mask=attn,
+        response_mask=resp_mask,
+        prompt_length=width_p,
+        rewards=rewards[keep],
+        advantages=advantages,
+        group_ids=group_ids[keep],
+        truncated=truncated,
+        rollout_logp=rollout_logp,
     )
     return batch, info
 
@@ -127,6 +135,12 @@ def mini_batch_rows(
     return out
 
 
+def _fault_injection(step: int) -> None:
+    """``OR1_KILL_AFTER_STEP=N`` SIGKILLs the process after step N (crash/resume tests)."""
+    if os.environ.get("OR1_KILL_AFTER_STEP") == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Trainer:
     """Owns the data flow of one run; engines do the heavy lifting."""
 
@@ -142,13 +156,17 @@ class Trainer:
         loaded = load_model(cfg, self.train_problems, show=show_progress)
         self.model, self.tokenizer, self.model_info = loaded.model, loaded.tokenizer, loaded.info
         self.policy = LocalPolicy(
-            self.model, cfg.optim, micro_batch_size=cfg.train.micro_batch_size,
+            self.model,
+            cfg.optim,
+            micro_batch_size=cfg.train.micro_batch_size,
             keep_reference=cfg.algo.kl_beta > 0,
         )
         self.engine = HFRolloutEngine(
-            self.model, pad_id=self.tokenizer.pad_token_id,
+            self.model,
+            pad_id=self.tokenizer.pad_token_id,
             stop_ids=stop_token_ids(self.tokenizer, self.model),
-            max_batch_sequences=cfg.rollout.batch_size, seed=cfg.train.seed,
+            max_batch_sequences=cfg.rollout.batch_size,
+            seed=cfg.train.seed,
         )
         self.controller = make_entropy_controller(cfg)
         self.sampler = PromptSampler(list(self.by_uid), seed=cfg.train.seed)
@@ -173,12 +191,18 @@ class Trainer:
         e = self.cfg.eval
         problems = self.test_problems[: e.max_problems] if e.max_problems else self.test_problems
         result = evaluate_problems(
-            self.engine, problems, encode=self.prompt_ids, decode=self.decode,
+            self.engine,
+            problems,
+            encode=self.prompt_ids,
+            decode=self.decode,
             params=SamplingParams(
-                n=e.samples, temperature=e.temperature, top_p=e.top_p,
+                n=e.samples,
+                temperature=e.temperature,
+                top_p=e.top_p,
                 max_tokens=e.max_tokens or self.cfg.stages[-1].max_response_length,
             ),
-            label=label, show=self.show,
+            label=label,
+            show=self.show,
         )
         write_eval_outputs(result, self.run_dir / "eval")
         return result
@@ -189,15 +213,19 @@ class Trainer:
         t0 = time.perf_counter()
         problems = [self.by_uid[u] for u in self.sampler.next_batch(stage.batch_size)]
         params = SamplingParams(
-            n=stage.group_size, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+            n=stage.group_size,
+            temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p,
             max_tokens=stage.max_response_length,
         )
         rollouts = self.engine.generate([self.prompt_ids(p) for p in problems], params)
         t1 = time.perf_counter()
         texts = self.decode(rollouts.response_ids)
         scored = score_batch(
-            [(problems[g].ability, t, problems[g].ground_truth)
-             for g, t in zip(rollouts.group_ids, texts, strict=True)]
+            [
+                (problems[g].ability, t, problems[g].ground_truth)
+                for g, t in zip(rollouts.group_ids, texts, strict=True)
+            ]
         )
         rewards = torch.tensor(scored, dtype=torch.float32)
         t2 = time.perf_counter()
@@ -237,7 +265,9 @@ class Trainer:
         alpha = self.controller.update(sampled_entropy)
         n_mini = stage.batch_size // stage.mini_batch_size
         rows = mini_batch_rows(
-            batch.group_ids, n_mini=n_mini, epochs=cfg.algo.reuse_epochs,
+            batch.group_ids,
+            n_mini=n_mini,
+            epochs=cfg.algo.reuse_epochs,
             seed=cfg.train.seed * 100_003 + self.step,
         )
         temperature = cfg.rollout.temperature
@@ -247,8 +277,11 @@ class Trainer:
             batch.ref_logp = self.policy.logprobs(batch, temperature=temperature, reference=True)
         loss_fn = magic_loss(
             ObjectiveSettings(
-                clip_low=cfg.algo.clip_low, clip_high=cfg.algo.clip_high,
-                aggregation=cfg.algo.aggregation, entropy_coef=alpha, kl_beta=cfg.algo.kl_beta,
+                clip_low=cfg.algo.clip_low,
+                clip_high=cfg.algo.clip_high,
+                aggregation=cfg.algo.aggregation,
+                entropy_coef=alpha,
+                kl_beta=cfg.algo.kl_beta,
             )
         )
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
@@ -277,11 +310,19 @@ class Trainer:
                 g = rollouts.group_ids[row]
                 if g >= n:
                     break
-                fh.write(json.dumps({
-                    "uid": problems[g].uid, "prompt": problems[g].question, "response": text,
-                    "ground_truth": problems[g].ground_truth, "reward": rewards[row],
-                    "truncated": rollouts.truncated[row],
-                }) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "uid": problems[g].uid,
+                            "prompt": problems[g].question,
+                            "response": text,
+                            "ground_truth": problems[g].ground_truth,
+                            "reward": rewards[row],
+                            "truncated": rollouts.truncated[row],
+                        }
+                    )
+                    + "\n"
+                )
 
     # ---- stages, checkpoints, the run ----------------------------------------------
     def enter_stage(self, index: int) -> None:
@@ -291,8 +332,12 @@ class Trainer:
         if self.cfg.algo.online_filter:
             kept = drop_solved(self.sampler.active, self.stage_accuracy, threshold=1.0)
             if kept:
-                log.info("stage %d: online filter keeps %d of %d prompts", index + 1,
-                         len(kept), len(self.sampler.active))
+                log.info(
+                    "stage %d: online filter keeps %d of %d prompts",
+                    index + 1,
+                    len(kept),
+                    len(self.sampler.active),
+                )
                 self.sampler.set_active(kept)
             else:
                 log.warning("stage %d: every prompt was solved; keeping them all", index + 1)
@@ -312,10 +357,14 @@ class Trainer:
 
     def save(self) -> Path:
         return save_checkpoint(
-            self.run_dir / "ckpt", step=self.step, model=self.model, tokenizer=self.tokenizer,
+            self.run_dir / "ckpt",
+            step=self.step,
+            model=self.model,
+            tokenizer=self.tokenizer,
             optimizer_state=self.policy.optimizer_state(),
             rng={"global": global_rng_state(), "engine": self.engine.rng_state()},
-            state=self.state(), keep=self.cfg.train.keep_checkpoints,
+            state=self.state(),
+            keep=self.cfg.train.keep_checkpoints,
         )
 
     def restore(self, path: Path) -> None:
@@ -338,8 +387,12 @@ class Trainer:
     def run(self, *, resume: Path | None = None) -> dict[str, Any]:
         cfg = self.cfg
         save_config(cfg, self.run_dir / "config.yaml")
-        logger = MetricsLogger(self.run_dir, tensorboard=cfg.logging.tensorboard,
-                               wandb=cfg.logging.wandb, config=cfg.model_dump(mode="json"))
+        logger = MetricsLogger(
+            self.run_dir,
+            tensorboard=cfg.logging.tensorboard,
+            wandb=cfg.logging.wandb,
+            config=cfg.model_dump(mode="json"),
+        )
         start = time.perf_counter() - self.elapsed
         if resume is not None:
             self.restore(resume)
@@ -358,16 +411,21 @@ class Trainer:
                 metrics = self.train_step(cfg.stages[index])
                 metrics["stage"] = index
                 metrics["step_seconds"] = sum(
-                    metrics.get(k, 0.0) for k in ("rollout_seconds", "reward_seconds", "update_seconds")
+                    metrics.get(k, 0.0)
+                    for k in ("rollout_seconds", "reward_seconds", "update_seconds")
                 )
                 self.elapsed = time.perf_counter() - start
                 metrics["wall_seconds"] = self.elapsed
                 logger.log(self.step, metrics)
-                bar.advance(1, reward=f"{metrics['reward_mean']:.2f}",
-                            H=f"{metrics.get('entropy_sampled', float('nan')):.2f}")
+                bar.advance(
+                    1,
+                    reward=f"{metrics['reward_mean']:.2f}",
+                    H=f"{metrics.get('entropy_sampled', float('nan')):.2f}",
+                )
                 stage_end = self.step == sum(s.steps for s in cfg.stages[: index + 1])
                 if self.step % cfg.train.checkpoint_every == 0 or stage_end or self.step == total:
                     self.save()
+                _fault_injection(self.step)
             final = self.evaluate("final") if cfg.eval.after else None
             if final is not None:
                 logger.log_eval(self.step, final.summary())

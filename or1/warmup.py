@@ -82,7 +82,8 @@ def supervised_warmup(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        smoothed = float(loss) if smoothed is None else 0.9 * smoothed + 0.1 * float(loss)
+        value = float(loss.detach())
+        smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
         if progress is not None:
             progress(1, smoothed)
     return {"loss": float(smoothed or 0.0), "seconds": time.perf_counter() - start}

@@ -78,7 +78,11 @@ class Policy(Protocol):
     def logprobs(self, batch: RolloutBatch, *, temperature: float = 1.0) -> torch.Tensor: ...
 
     def update(
-        self, batch: RolloutBatch, loss_fn: LossFn, *, mini_batches: list[torch.Tensor],
+        self,
+        batch: RolloutBatch,
+        loss_fn: LossFn,
+        *,
+        mini_batches: list[torch.Tensor],
         temperature: float = 1.0,
     ) -> list[dict[str, float]]: ...
 
@@ -125,7 +129,9 @@ class LocalPolicy:
             betas=optim.betas,
             weight_decay=optim.weight_decay,
         )
-        self.reference = copy.deepcopy(model).eval().requires_grad_(False) if keep_reference else None
+        self.reference = (
+            copy.deepcopy(model).eval().requires_grad_(False) if keep_reference else None
+        )
 
     @property
     def device(self) -> torch.device:

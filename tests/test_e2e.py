@@ -1,0 +1,103 @@
+"""End-to-end: the whole loop on a small tiny-arith config, crash + resume, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TIMING = {
+    "rollout_seconds",
+    "reward_seconds",
+    "update_seconds",
+    "step_seconds",
+    "tokens_per_second",
+    "wall_seconds",
+}
+
+
+def _or1(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "or1.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = _or1(["train", "--quiet", *small_args, "name=full"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = runs / "full"
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("preset", "k", "base_avg_at_k", "final_avg_at_k", "steps", "wall_seconds"):
+        assert key in summary
+    assert summary["preset"] == "tiny-arith" and summary["steps"] == 6 and summary["k"] == 2
+    assert 0.0 <= summary["base_avg_at_k"] <= 1.0 and 0.0 <= summary["final_avg_at_k"] <= 1.0
+    rows = _metrics(run)
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert [r["stage"] for r in rows] == [0, 0, 0, 1, 1, 1]
+    assert [r["max_response_length"] for r in rows] == [32] * 3 + [64] * 3
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 6
+    assert (run / "ckpt" / "latest").read_text().strip() == "step_6"
+    assert (run / "ckpt" / "step_6" / "model" / "config.json").is_file()
+    assert (run / "eval" / "final_problems.csv").is_file()
+    # or1 eval on the checkpoint reproduces the final eval's settings and writes a table.
+    out = tmp_path / "eval-out"
+    ev = _or1(["eval", "--quiet", "--checkpoint", str(run), "--out", str(out), *small_args])
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    table = (out / "eval_problems.csv").read_text().splitlines()
+    assert table[0].startswith("uid,") and len(table) == 1 + 12
+
+
+def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = ["train", "--quiet", *small_args]
+    full = _or1([*args, "name=straight"])
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = _or1([*args, "name=crashed"], env={"OR1_KILL_AFTER_STEP": "5"})
+    # SIGKILL after step 5; checkpoints at 2, 3 (stage end), 4: resume redoes step 5.
+    assert killed.returncode == -9
+    crashed = runs / "crashed"
+    assert (crashed / "ckpt" / "latest").read_text().strip() == "step_4"
+    assert [r["step"] for r in _metrics(crashed)] == [1, 2, 3, 4, 5]
+    resumed = _or1(["train", "--quiet", "--resume", str(crashed)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = _metrics(runs / "straight"), _metrics(crashed)
+    assert [r["step"] for r in b] == list(range(1, 7))
+    for ra, rb in zip(a, b, strict=True):
+        for key, va in ra.items():
+            if key in TIMING or va is None:
+                continue
+            assert math.isclose(va, rb[key], rel_tol=1e-5, abs_tol=1e-6), (
+                ra["step"],
+                key,
+                va,
+                rb[key],
+            )
+    sa = json.loads((runs / "straight" / "summary.json").read_text())
+    sb = json.loads((crashed / "summary.json").read_text())
+    assert sa["final_avg_at_k"] == sb["final_avg_at_k"]
+
+
+def test_cli_errors_are_one_paragraph_without_traceback() -> None:
+    bad = _or1(["train", "algo.clip_hgh=0.3"])
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    assert "algo.clip_hgh" in bad.stderr and "clip_high" in bad.stderr
+    missing = _or1(["eval", "--checkpoint", "/nonexistent/run"])
+    assert missing.returncode == 2 and "no checkpoint found" in missing.stderr
