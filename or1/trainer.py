@@ -38,9 +38,9 @@ from or1.checkpoint import (
 from or1.config import Config, StageConfig, save_config
 from or1.data.problem import Problem
 from or1.data.sampler import PromptSampler
-from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.models import load_pretrained, stop_token_ids
-from or1.engine.policy import LocalPolicy, RolloutBatch
+from or1.engine.factory import make_engines
+from or1.engine.models import load_pretrained
+from or1.engine.policy import RolloutBatch
 from or1.engine.rollout import Rollouts, SamplingParams
 from or1.evaluate import EvalResult, evaluate_problems, write_eval_outputs
 from or1.objective import ObjectiveSettings, magic_loss
@@ -155,18 +155,11 @@ class Trainer:
         self.by_uid: dict[str, Problem] = {p.uid: p for p in self.train_problems}
         loaded = load_model(cfg, self.train_problems, show=show_progress)
         self.model, self.tokenizer, self.model_info = loaded.model, loaded.tokenizer, loaded.info
-        self.policy = LocalPolicy(
-            self.model,
-            cfg.optim,
-            micro_batch_size=cfg.train.micro_batch_size,
-            keep_reference=cfg.algo.kl_beta > 0,
-        )
-        self.engine = HFRolloutEngine(
-            self.model,
-            pad_id=self.tokenizer.pad_token_id,
-            stop_ids=stop_token_ids(self.tokenizer, self.model),
-            max_batch_sequences=cfg.rollout.batch_size,
-            seed=cfg.train.seed,
+        engines = make_engines(cfg, self.model, self.tokenizer)
+        self.policy, self.engine, self.sync_weights = (
+            engines.policy,
+            engines.rollout,
+            engines.sync_weights,
         )
         self.controller = make_entropy_controller(cfg)
         self.sampler = PromptSampler(list(self.by_uid), seed=cfg.train.seed)
@@ -285,6 +278,7 @@ class Trainer:
             )
         )
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
+        self.sync_weights()
         first = steps[0]  # statistics of the first optimizer step: the rollout policy's
         out = {key: value for key, value in first.items()}
         out["grad_norm"] = max(s["grad_norm"] for s in steps)
@@ -371,7 +365,8 @@ class Trainer:
         ckpt = load_checkpoint(path)
         optimizer, rng = load_training_state(ckpt)
         model, _ = load_pretrained(ckpt.model_dir, self.cfg.model)
-        self.model.load_state_dict(model.state_dict())
+        self.policy.load_weights(model.state_dict())
+        self.engine.load_weights(model.state_dict())
         self.policy.load_optimizer_state(optimizer)
         set_global_rng_state(rng["global"])
         self.engine.set_rng_state(rng["engine"])

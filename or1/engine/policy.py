@@ -75,7 +75,11 @@ LossFn = Callable[
 
 
 class Policy(Protocol):
-    def logprobs(self, batch: RolloutBatch, *, temperature: float = 1.0) -> torch.Tensor: ...
+    """What the trainer needs from a trainable policy (local or sharded over workers)."""
+
+    def logprobs(
+        self, batch: RolloutBatch, *, temperature: float = 1.0, reference: bool = False
+    ) -> torch.Tensor: ...
 
     def update(
         self,
@@ -85,6 +89,16 @@ class Policy(Protocol):
         mini_batches: list[torch.Tensor],
         temperature: float = 1.0,
     ) -> list[dict[str, float]]: ...
+
+    def export_model(self) -> PreTrainedModel:
+        """A model holding the full current weights (gathered if sharded), for saving."""
+        ...
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None: ...
+
+    def optimizer_state(self) -> dict: ...
+
+    def load_optimizer_state(self, state: dict) -> None: ...
 
 
 def gather_logprobs(logits: torch.Tensor, ids: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
@@ -203,6 +217,12 @@ class LocalPolicy:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
+
+    def export_model(self) -> PreTrainedModel:
+        return self.model
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state_dict)
 
     def optimizer_state(self) -> dict:
         return self.optimizer.state_dict()
