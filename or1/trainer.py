@@ -24,9 +24,8 @@ from or1.algo import (
     FixedEntropyCoef,
     drop_solved,
     group_accuracy,
-    group_advantages,
-    reject_uniform_groups,
 )
+from or1.batch import build_batch, mini_batch_rows
 from or1.build import encode_prompt, load_model, load_problems, seed_everything
 from or1.checkpoint import (
     global_rng_state,
@@ -68,71 +67,6 @@ def make_entropy_controller(cfg: Config) -> AdaptiveEntropyController | FixedEnt
             target=e.target, delta=e.delta, coef_min=e.coef_min, coef_max=e.coef_max
         )
     return FixedEntropyCoef(e.coef if e.mode == "fixed" else 0.0)
-
-
-def build_batch(
-    rollouts: Rollouts, rewards: torch.Tensor, *, pad_id: int, cfg: Config
-) -> tuple[RolloutBatch | None, dict[str, float]]:
-    """Reject uniform groups, compute advantages, lay out the kept rows as a RolloutBatch."""
-    group_ids = torch.tensor(rollouts.group_ids)
-    keep = (
-        reject_uniform_groups(rewards, group_ids)
-        if cfg.algo.reject_uniform_groups
-        else torch.ones_like(group_ids, dtype=torch.bool)
-    )
-    n_groups = len(set(rollouts.group_ids))
-    kept_groups = len(set(group_ids[keep].tolist()))
-    info = {"kept_group_fraction": kept_groups / max(n_groups, 1)}
-    if not bool(keep.any()):
-        return None, info
-    rows = keep.nonzero().squeeze(-1).tolist()
-    advantages = group_advantages(
-        rewards[keep], group_ids[keep], eps=cfg.algo.adv_eps, normalize_std=cfg.algo.normalize_std
-    )
-    width_p = max(len(rollouts.prompt_ids[r]) for r in rows)
-    width_t = max(len(rollouts.response_ids[r]) for r in rows)
-    ids = torch.full((len(rows), width_p + width_t), pad_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    resp_mask = torch.zeros((len(rows), width_t))
-    rollout_logp = torch.zeros((len(rows), width_t))
-    for i, r in enumerate(rows):
-        prompt, response = rollouts.prompt_ids[r], rollouts.response_ids[r]
-        ids[i, width_p - len(prompt) : width_p] = torch.tensor(prompt)
-        ids[i, width_p : width_p + len(response)] = torch.tensor(response)
-        attn[i, width_p - len(prompt) : width_p + len(response)] = 1
-        resp_mask[i, : len(response)] = 1.0
-        rollout_logp[i, : len(response)] = torch.tensor(rollouts.logprobs[r])
-    truncated = torch.tensor([rollouts.truncated[r] for r in rows])
-    if cfg.algo.truncation == "mask":
-        resp_mask[truncated] = 0.0
-    batch = RolloutBatch(
-        input_ids=ids,
-        attention_mask=attn,
-        response_mask=resp_mask,
-        prompt_length=width_p,
-        rewards=rewards[keep],
-        advantages=advantages,
-        group_ids=group_ids[keep],
-        truncated=truncated,
-        rollout_logp=rollout_logp,
-    )
-    return batch, info
-
-
-def mini_batch_rows(
-    group_ids: torch.Tensor, *, n_mini: int, epochs: int, seed: int
-) -> list[torch.Tensor]:
-    """Row indices of each optimizer step: groups split into ``n_mini`` parts per epoch."""
-    groups = torch.unique(group_ids)
-    out = []
-    for epoch in range(epochs):
-        order = groups
-        if epoch > 0:
-            gen = torch.Generator().manual_seed(seed + epoch)
-            order = groups[torch.randperm(len(groups), generator=gen)]
-        for part in order.tensor_split(min(n_mini, len(order))):
-            out.append(torch.isin(group_ids, part).nonzero().squeeze(-1))
-    return out
 
 
 def _fault_injection(step: int) -> None:

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from or1.batch import build_batch
 from or1.config import ArithConfig, OptimConfig, TinyModelConfig, load_config
 from or1.data.tasks import arith
 from or1.engine.hf_rollout import HFRolloutEngine, sample_tokens
 from or1.engine.models import build_tiny_model, build_tiny_tokenizer, stop_token_ids
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
-from or1.trainer import build_batch
 
 
 @pytest.fixture(scope="module")

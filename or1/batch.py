@@ -1,0 +1,79 @@
+"""From scored rollouts to the training batch: rejection, advantages, layout.
+
+Also how a batch is cut into the optimizer steps of one rollout batch
+(N_SGD = mini-batches x reuse epochs).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from or1.algo import group_advantages, reject_uniform_groups
+from or1.config import Config
+from or1.engine.policy import RolloutBatch
+from or1.engine.rollout import Rollouts
+
+
+def build_batch(
+    rollouts: Rollouts, rewards: torch.Tensor, *, pad_id: int, cfg: Config
+) -> tuple[RolloutBatch | None, dict[str, float]]:
+    """Reject uniform groups, compute advantages, lay out the kept rows as a RolloutBatch."""
+    group_ids = torch.tensor(rollouts.group_ids)
+    keep = (
+        reject_uniform_groups(rewards, group_ids)
+        if cfg.algo.reject_uniform_groups
+        else torch.ones_like(group_ids, dtype=torch.bool)
+    )
+    n_groups = len(set(rollouts.group_ids))
+    kept_groups = len(set(group_ids[keep].tolist()))
+    info = {"kept_group_fraction": kept_groups / max(n_groups, 1)}
+    if not bool(keep.any()):
+        return None, info
+    rows = keep.nonzero().squeeze(-1).tolist()
+    advantages = group_advantages(
+        rewards[keep], group_ids[keep], eps=cfg.algo.adv_eps, normalize_std=cfg.algo.normalize_std
+    )
+    width_p = max(len(rollouts.prompt_ids[r]) for r in rows)
+    width_t = max(len(rollouts.response_ids[r]) for r in rows)
+    ids = torch.full((len(rows), width_p + width_t), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    resp_mask = torch.zeros((len(rows), width_t))
+    rollout_logp = torch.zeros((len(rows), width_t))
+    for i, r in enumerate(rows):
+        prompt, response = rollouts.prompt_ids[r], rollouts.response_ids[r]
+        ids[i, width_p - len(prompt) : width_p] = torch.tensor(prompt)
+        ids[i, width_p : width_p + len(response)] = torch.tensor(response)
+        attn[i, width_p - len(prompt) : width_p + len(response)] = 1
+        resp_mask[i, : len(response)] = 1.0
+        rollout_logp[i, : len(response)] = torch.tensor(rollouts.logprobs[r])
+    truncated = torch.tensor([rollouts.truncated[r] for r in rows])
+    if cfg.algo.truncation == "mask":
+        resp_mask[truncated] = 0.0
+    batch = RolloutBatch(
+        input_ids=ids,
+        attention_mask=attn,
+        response_mask=resp_mask,
+        prompt_length=width_p,
+        rewards=rewards[keep],
+        advantages=advantages,
+        group_ids=group_ids[keep],
+        truncated=truncated,
+        rollout_logp=rollout_logp,
+    )
+    return batch, info
+
+
+def mini_batch_rows(
+    group_ids: torch.Tensor, *, n_mini: int, epochs: int, seed: int
+) -> list[torch.Tensor]:
+    """Row indices of each optimizer step: groups split into ``n_mini`` parts per epoch."""
+    groups = torch.unique(group_ids)
+    out = []
+    for epoch in range(epochs):
+        order = groups
+        if epoch > 0:
+            gen = torch.Generator().manual_seed(seed + epoch)
+            order = groups[torch.randperm(len(groups), generator=gen)]
+        for part in order.tensor_split(min(n_mini, len(order))):
+            out.append(torch.isin(group_ids, part).nonzero().squeeze(-1))
+    return out
