@@ -1,0 +1,151 @@
+"""Math reward: Math-Verify against the ground truth wrapped in \\boxed{}.
+
+Recipe (Skywork-OR1, RECIPE.md "Rewards" and the released `hf_math_verify.py`):
+1. take the text after `</think>` (the whole text if absent);
+2. parse it with Math-Verify (default extraction: LaTeX, boxed first, then plain
+   expressions; parse timeout 5 s);
+3. fast path: a string match with the ground truth;
+4. else `verify(parse("\\boxed{" + gt + "}"), parsed, timeout 5 s)`; wrapping the gold
+   answer in \\boxed{} matters. Reward 1.0 or 0.0; 0.0 for anything unparsable.
+
+Choices and departures, stated once:
+- "After `</think>`" means after the LAST `</think>` (the released code splits on the
+  first one and keeps the piece up to a second one).
+- Only the last `MAX_ANSWER_CHARS` characters of that text are parsed, so a 1 MB
+  response costs no more than a long one; an answer earlier than that is not seen.
+- Fast path: the content of the last \\boxed{...} (or \\fbox{...}), stripped, equals the
+  stripped ground truth, or Math-Verify's extracted answer string equals it. So with
+  several boxed answers the last one counts on the fast path, while Math-Verify itself
+  reads "\\boxed{3} ... \\boxed{4}" as the set {3, 4}.
+- Math-Verify's timeouts use SIGALRM, which only works in the main thread. Called from
+  any other thread, `math_reward` sends the item to the reward process pool (one worker,
+  created lazily; see or1/rewards/pool.py), where the timeouts work and a worker that
+  hangs is killed. If no pool can be started there (e.g. inside a daemonic
+  multiprocessing worker), it parses without a timeout on the bounded text and says so
+  once in the log: that path can hang on adversarial LaTeX.
+- Math-Verify's own timeouts are per operation: parsing the response (5 s), parsing the
+  gold (5 s) and each comparison (5 s), so a pathological answer costs ~10 s at worst.
+- Math-Verify logs every timeout with the full text at WARNING; its logger is set to
+  ERROR here so 1 MB responses do not flood the training log.
+- A missing/empty ground truth is the caller's fault: `RewardError`. No exception from
+  parsing or verification escapes: they give 0.0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from or1.errors import RewardError
+
+logger = logging.getLogger("or1.rewards")
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+PARSE_TIMEOUT_S = 5  # Math-Verify parsing timeout (the recipe's value); whole seconds
+VERIFY_TIMEOUT_S = 5  # Math-Verify comparison timeout (the recipe's value)
+MAX_ANSWER_CHARS = 50_000  # parse only this much of the answer text (the tail)
+POOL_TIMEOUT_S = 60.0  # hard deadline per item in the process pool (worker killed)
+THINK_END = "</think>"
+_BOX_COMMANDS = ("\\boxed", "\\fbox")
+_warned_no_timeout = False
+
+
+def math_reward(response: str, ground_truth: str) -> float:
+    """Reward of a math response: 1.0 if its final answer equals the ground truth.
+
+    Args:
+        response: the model's full response (reasoning, `</think>`, answer).
+        ground_truth: the reference answer as LaTeX, without \\boxed{} (e.g. "\\frac{1}{2}").
+
+    Returns:
+        1.0 or 0.0.
+
+    Raises:
+        RewardError: the ground truth is missing or empty (the caller's fault).
+
+    Example:
+        >>> math_reward("... so the answer is $\\boxed{0.5}$.", "\\frac{1}{2}")
+        1.0
+    """
+    gold = _ground_truth(ground_truth)
+    if not isinstance(response, str):
+        return 0.0
+    if threading.current_thread() is not threading.main_thread():
+        return _score_off_main_thread(response, gold)
+    return _score(response, gold, timeout=True)
+
+
+def answer_text(response: str, *, limit: int | None = MAX_ANSWER_CHARS) -> str:
+    """The text after the last `</think>` (all of it if absent), its last `limit` chars."""
+    cut = response.rfind(THINK_END)
+    text = response if cut < 0 else response[cut + len(THINK_END) :]
+    return text if limit is None else text[-limit:]
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} / \\fbox{...} with balanced braces, or None."""
+    starts = [text.rfind(cmd + "{") for cmd in _BOX_COMMANDS]
+    start = max(starts)
+    if start < 0:
+        return None
+    open_at = text.index("{", start)
+    depth = 0
+    for i in range(open_at, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_at + 1 : i]
+    return None  # unbalanced: cut off
+
+
+def _ground_truth(ground_truth: object) -> str:
+    if isinstance(ground_truth, (int, float)) and not isinstance(ground_truth, bool):
+        ground_truth = str(ground_truth)
+    if not isinstance(ground_truth, str) or not ground_truth.strip():
+        raise RewardError(
+            f"math ground truth must be a non-empty string, got {ground_truth!r:.80}",
+            hint="check the dataset row's reward_model.ground_truth.",
+        )
+    return ground_truth.strip()
+
+
+def _score(response: str, gold: str, *, timeout: bool) -> float:
+    from math_verify import parse, verify
+    from math_verify.errors import TimeoutException
+
+    parse_s = PARSE_TIMEOUT_S if timeout else None
+    verify_s = VERIFY_TIMEOUT_S if timeout else None
+    text = answer_text(response)
+    try:
+        boxed = last_boxed(text)
+        if boxed is not None and boxed.strip() == gold:
+            return 1.0
+        parsed = parse(text, parsing_timeout=parse_s)
+        if not parsed:
+            return 0.0
+        if len(parsed) > 1 and isinstance(parsed[1], str) and parsed[1].strip() == gold:
+            return 1.0
+        gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=parse_s)
+        return 1.0 if verify(gold_parsed, parsed, timeout_seconds=verify_s) else 0.0
+    except (Exception, TimeoutException):  # RecursionError, MemoryError, sympy bugs, ...
+        logger.debug("math reward: verification failed; reward 0", exc_info=True)
+        return 0.0
+
+
+def _score_off_main_thread(response: str, gold: str) -> float:
+    from or1.rewards import pool
+
+    try:
+        return pool.score_in_pool([(math_reward, response, gold, POOL_TIMEOUT_S)], workers=None)[0]
+    except (OSError, RuntimeError) as err:
+        global _warned_no_timeout
+        if not _warned_no_timeout:
+            _warned_no_timeout = True
+            logger.warning(
+                "math reward off the main thread without a process pool (%s): parsing "
+                "without a timeout",
+                err,
+            )
+        return _score(response, gold, timeout=False)
