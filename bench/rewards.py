@@ -44,7 +44,7 @@ def math_items(n: int, rng: random.Random) -> list[tuple[str, str, str]]:
     items = []
     for k in range(n):
         template, gold = MATH_TEMPLATES[k % len(MATH_TEMPLATES)]
-        a, b = rng.randint(2, 10**6), rng.randint(2, 10**6)
+        a, b = rng.randint(2, 999), rng.randint(1000, 1999)
         values = {"a": a, "b": b, "p": 10 ** len(str(a))}
         wrong = {"a": a + 1, "b": b, "p": values["p"]} if k % 2 else values
         items.append(("math", template.format(**wrong), gold.format(**values)))

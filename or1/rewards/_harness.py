@@ -13,7 +13,8 @@ job.json: {"mode": "stdio" | "call" | "assert", "code": str, "tests": list, "off
   call:   tests are {"args": list, "kwargs": dict}; a record carries the return value.
   assert: tests are code chunks run after the solution; passing = no exception.
 Records: {"i": index, "status": "ok" | "error" | "timeout", ...}; index -1 means the
-solution itself failed to load (every test fails).
+solution itself failed to load (every test fails); "exit": true means the harness stops
+after this record (the program swallowed the timeout), so the caller resumes at i + 1.
 """
 
 import builtins
@@ -25,6 +26,8 @@ import sys
 
 GRACE_S = 0.5  # after a timeout, if the program swallows the exception, exit hard
 _STATE = {"timed_out": False, "index": -1, "emit": None}
+_STDIN = os.path.join(os.getcwd(), ".stdin")  # absolute: the program may chdir
+_STDOUT = os.path.join(os.getcwd(), ".stdout")
 
 
 class _Timeout(BaseException):
@@ -33,7 +36,7 @@ class _Timeout(BaseException):
 
 def _on_alarm(signum, frame):
     if _STATE["timed_out"]:  # the program caught the first one: give up on this run
-        _STATE["emit"]({"i": _STATE["index"], "status": "timeout"})
+        _STATE["emit"]({"i": _STATE["index"], "status": "timeout", "exit": True})
         os._exit(0)
     _STATE["timed_out"] = True
     signal.setitimer(signal.ITIMER_REAL, GRACE_S)
@@ -63,9 +66,9 @@ def _execute(fn, timeout_s):
 
 def _redirect(stdin_text):
     """Point fds 0/1 (and sys.stdin/stdout) at fresh files, as if in a new process."""
-    with open(".stdin", "w", encoding="utf-8", errors="surrogatepass") as f:
+    with open(_STDIN, "w", encoding="utf-8", errors="surrogatepass") as f:
         f.write(stdin_text)
-    for fd, name, flags in ((0, ".stdin", os.O_RDONLY), (1, ".stdout", os.O_WRONLY)):
+    for fd, name, flags in ((0, _STDIN, os.O_RDONLY), (1, _STDOUT, os.O_WRONLY)):
         new = os.open(name, flags | (os.O_CREAT | os.O_TRUNC if fd else 0), 0o600)
         if new != fd:  # the program may have closed fd 0/1 (e.g. open(0) then GC)
             os.dup2(new, fd)
@@ -84,7 +87,7 @@ def _collect_stdout():
             stream.flush()
         except BaseException:  # the program may have replaced or broken sys.stdout
             continue
-    with open(".stdout", encoding="utf-8", errors="replace") as f:
+    with open(_STDOUT, encoding="utf-8", errors="replace") as f:
         return f.read()
 
 

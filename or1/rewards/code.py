@@ -95,6 +95,8 @@ class TestSpec:
         fn_name: function to call (call mode).
     """
 
+    __test__ = False  # not a pytest test class
+
     mode: str
     inputs: list[Any]
     expected: list[Any]
@@ -379,6 +381,7 @@ class _Collector:
     passed: list[bool]
     stop_on_failure: bool
     reported: int = -1  # highest test index with a result
+    exited_after: int = -2  # the harness announced it stops after this test
     setup_failed: bool = False
     failures: list[int] = field(default_factory=list)
 
@@ -396,6 +399,8 @@ class _Collector:
         if not isinstance(i, int) or not self.reported < i < len(self.passed):
             return True
         self.reported = i
+        if record.get("exit"):
+            self.exited_after = i
         self.passed[i] = record.get("status") == "ok" and self._correct(i, record)
         if not self.passed[i]:
             self.failures.append(i)
@@ -430,8 +435,9 @@ def _run_all(
         _run_harness(spec, source, start, collector, timeout_s=timeout_s, wall_s=wall)
         if collector.setup_failed or (collector.failures and not fractional):
             break
-        # Tests up to `reported` have results; the next one (if any) killed the process.
-        start = collector.reported + 2
+        # Tests up to `reported` have results. Unless the harness said it stops there,
+        # the process died (or was killed) during the next one: that test fails.
+        start = collector.reported + (1 if collector.exited_after == collector.reported else 2)
     return collector.passed
 
 

@@ -16,7 +16,9 @@ Choices and departures, stated once:
 - Fast path: the content of the last \\boxed{...} (or \\fbox{...}), stripped, equals the
   stripped ground truth, or Math-Verify's extracted answer string equals it. So with
   several boxed answers the last one counts on the fast path, while Math-Verify itself
-  reads "\\boxed{3} ... \\boxed{4}" as the set {3, 4}.
+  reads "\\boxed{3} ... \\boxed{4}" as the set {3, 4}. When that boxed content and the
+  ground truth are both plain integers ("-042"), they are compared as integers without
+  Math-Verify: the same verdict, ~50x faster (tiny-arith's answers are integers).
 - Math-Verify's timeouts use SIGALRM, which only works in the main thread. Called from
   any other thread, `math_reward` sends the item to the reward process pool (one worker,
   created lazily; see or1/rewards/pool.py), where the timeouts work and a worker that
@@ -34,6 +36,7 @@ Choices and departures, stated once:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from or1.errors import RewardError
@@ -47,6 +50,7 @@ MAX_ANSWER_CHARS = 50_000  # parse only this much of the answer text (the tail)
 POOL_TIMEOUT_S = 60.0  # hard deadline per item in the process pool (worker killed)
 THINK_END = "</think>"
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
+_INTEGER = re.compile(r"[+-]?\d+")
 _warned_no_timeout = False
 
 
@@ -100,6 +104,11 @@ def last_boxed(text: str) -> str | None:
     return None  # unbalanced: cut off
 
 
+def _integer_key(token: str) -> tuple[bool, str]:
+    digits = token.lstrip("+-").lstrip("0") or "0"  # no int(): no 4300-digit limit
+    return (token.startswith("-") and digits != "0", digits)
+
+
 def _ground_truth(ground_truth: object) -> str:
     if isinstance(ground_truth, (int, float)) and not isinstance(ground_truth, bool):
         ground_truth = str(ground_truth)
@@ -120,8 +129,12 @@ def _score(response: str, gold: str, *, timeout: bool) -> float:
     text = answer_text(response)
     try:
         boxed = last_boxed(text)
-        if boxed is not None and boxed.strip() == gold:
-            return 1.0
+        if boxed is not None:
+            boxed = boxed.strip()
+            if boxed == gold:
+                return 1.0
+            if _INTEGER.fullmatch(boxed) and _INTEGER.fullmatch(gold):
+                return 1.0 if _integer_key(boxed) == _integer_key(gold) else 0.0
         parsed = parse(text, parsing_timeout=parse_s)
         if not parsed:
             return 0.0

@@ -318,11 +318,16 @@ def _first_working(candidates: list[Backend]) -> tuple[Backend | None, str]:
                 guard=True,
                 on_line=None,
             )
-        except OSError as err:
+        except (OSError, RuntimeError) as err:
             reason = f"{cand.describe()}: {err}"
             continue
         words = res.stdout.split()
-        if res.ok and words[:1] == [b"ok"] and (not cand.drop_uid or words[1] != b"0"):
+        if (
+            res.ok
+            and len(words) == 2
+            and words[0] == b"ok"
+            and not (cand.drop_uid and words[1] == b"0")
+        ):
             return cand, ""
         detail = res.stderr.decode(errors="replace").strip().splitlines()[-1:] or [res.status]
         reason = f"{cand.describe()}: {detail[0]}"

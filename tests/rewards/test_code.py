@@ -249,6 +249,19 @@ def test_crash_in_one_test_does_not_sink_the_others_when_fractional():
     assert code_reward(block(program), tests) == 0.0
 
 
+def test_a_program_that_swallows_the_timeout_still_fails_and_the_rest_runs():
+    tests = {"inputs": ["spin", "2", "3"], "outputs": ["1", "2", "3"]}
+    program = (
+        "import os\nn = input()\nwhile n == 'spin':\n    try:\n        while True:\n"
+        "            pass\n    except BaseException:\n        pass\nos.chdir('/')\nprint(n)"
+    )
+    start = time.monotonic()
+    assert code_reward(block(program), tests, fractional=True, timeout_s=0.5) == pytest.approx(
+        2 / 3
+    )
+    assert time.monotonic() - start < 5
+
+
 def test_forged_result_lines_are_ignored():
     program = (
         'import os\nline = b\'{"i": 0, "status": "ok", "out": "ok", "nonce": "x"}\\n\'\n'

@@ -96,9 +96,38 @@ def test_table_is_big_enough():
     assert {v for _, _, v in CASES} == {0.0, 1.0}
 
 
+@pytest.fixture
+def patient(monkeypatch):
+    """Verdicts, not timing: on a loaded 2-core machine a cold sympy comparison can take
+    seconds, and a Math-Verify timeout would turn a right answer into 0.0."""
+    monkeypatch.setattr(math_module, "PARSE_TIMEOUT_S", 60)
+    monkeypatch.setattr(math_module, "VERIFY_TIMEOUT_S", 60)
+
+
 @pytest.mark.parametrize(("response", "gold", "expected"), CASES)
-def test_verdicts(response, gold, expected):
+def test_verdicts(response, gold, expected, patient):
     assert math_reward(response, gold) == expected
+
+
+@pytest.mark.parametrize(
+    ("boxed", "gold"),
+    [
+        ("7", "7"),
+        ("007", "7"),
+        ("-3", "3"),
+        ("+5", "5"),
+        ("-0", "0"),
+        ("12", "21"),
+        ("3", "3.0"),
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+    ],
+)
+def test_integer_shortcut_agrees_with_math_verify(boxed, gold, patient):
+    from math_verify import parse, verify
+
+    response = f"The answer is $\\boxed{{{boxed}}}$."
+    reference = verify(parse("\\boxed{" + gold + "}"), parse(response))
+    assert math_reward(response, gold) == float(reference)
 
 
 def test_answer_text_takes_the_tail_after_the_last_think():
