@@ -83,6 +83,10 @@ class RolloutConfig(_Strict):
     top_p: float = Field(1.0, gt=0, le=1.0)
     max_prompt_length: int = Field(2048, gt=0)
     batch_size: int = Field(256, gt=0, description="sequences decoded together")
+    # vLLM only (rollout.engine=vllm, GPU): GPUs per vLLM engine, and the share of each
+    # GPU's memory vLLM may take (the policy shares the GPU when colocated).
+    tensor_parallel_size: int = Field(1, gt=0)
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1.0)
 
 
 class EntropyConfig(_Strict):
@@ -109,6 +113,10 @@ class AlgoConfig(_Strict):
     truncation: Literal["keep", "mask"] = "keep"
     online_filter: bool = True
     reuse_epochs: int = Field(1, ge=1)
+    # Truncated importance sampling (off by default): weight each token's loss by
+    # min(exp(old_logp - rollout_logp), tis_cap), correcting a rollout engine (e.g. vLLM)
+    # whose sampling log-probs differ from the trainer's.
+    tis_cap: float | None = Field(None, gt=0)
     entropy: EntropyConfig = EntropyConfig()
 
 
@@ -161,8 +169,12 @@ class EvalConfig(_Strict):
 
 
 class DistributedConfig(_Strict):
+    """``ray``: policy sharded over ``workers`` FSDP2 ranks (one GPU each on GPUs) and
+    ``rollout_workers`` rollout actors (None: one per worker), placed on a Ray cluster."""
+
     backend: Literal["local", "ray"] = "local"
     workers: int = Field(1, gt=0)
+    rollout_workers: int | None = Field(None, gt=0)
 
 
 class LoggingConfig(_Strict):

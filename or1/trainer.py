@@ -209,6 +209,7 @@ class Trainer:
                 aggregation=cfg.algo.aggregation,
                 entropy_coef=alpha,
                 kl_beta=cfg.algo.kl_beta,
+                tis_cap=cfg.algo.tis_cap,
             )
         )
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)

@@ -373,6 +373,9 @@ def _run(
         finally:
             _reap(proc, be, uid=uid, token=token, start_ticks=start_ticks)
         returncode = proc.returncode if status == "exited" else None
+        if returncode in (SETUP_FAILED, 1) and err.startswith((b"or1 sandbox", b"bwrap: ")):
+            # The sandbox, not the program, failed: every reward would silently be 0.
+            logger.error("sandbox: %s", err[:300].decode(errors="replace").strip())
         if be.name == "bwrap" and returncode is not None and 128 < returncode <= 128 + 64:
             returncode = 128 - returncode  # bwrap reports death by signal N as 128 + N
         return SandboxResult(returncode, out, err, status, time.monotonic() - start, be.name)
