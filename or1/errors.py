@@ -30,3 +30,7 @@ class CheckpointError(Or1Error):
 
 class RewardError(Or1Error):
     """A bad reward input that is the caller's fault (not the model's output)."""
+
+
+class WorkerError(Or1Error):
+    """A distributed worker (a Ray actor) died or became unreachable; the run stops."""

@@ -3,6 +3,12 @@
 loss = pg_loss(PPO clip, token-mean) - alpha_k * entropy_full (+ beta * KL, ablation).
 The entropy bonus is aggregated like the policy loss; alpha_k comes from the adaptive
 controller (computed by the trainer before the update, from the rollout entropy).
+
+Rollout/trainer mismatch: ``rollout_logp_diff`` is the mean |rollout_logp - logp| over
+response tokens (the trainer's first mini-batch is scored with the weights that sampled
+it, so any difference comes from the rollout engine, e.g. vLLM kernels or bf16).
+``tis_cap`` (off by default, not in the paper) turns on truncated importance sampling:
+each token's policy loss is weighted by min(exp(old_logp - rollout_logp), tis_cap).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ class ObjectiveSettings:
     aggregation: str
     entropy_coef: float
     kl_beta: float = 0.0
+    tis_cap: float | None = None  # truncated importance-sampling cap; None: off
 
 
 def magic_loss(settings: ObjectiveSettings) -> LossFn:
@@ -37,6 +44,12 @@ def magic_loss(settings: ObjectiveSettings) -> LossFn:
         # gives ratio 1 and the exact policy gradient without a second forward pass.
         old = micro.old_logp.to(logp.device) if micro.old_logp is not None else logp.detach()
         advantages = micro.advantages.to(logp.device)
+        rollout_logp = micro.rollout_logp.to(logp.device)
+        if settings.tis_cap is not None:
+            # The clipped surrogate is positively homogeneous in A: scaling A per token
+            # by w > 0 scales that token's loss by w.
+            weight = (old - rollout_logp).exp().clamp(max=settings.tis_cap).detach()
+            advantages = advantages[:, None] * weight
         pg, stats = policy_loss(
             logp,
             old,
@@ -55,6 +68,8 @@ def magic_loss(settings: ObjectiveSettings) -> LossFn:
             )
         tokens = mask.sum().clamp(min=1.0)
         stats = {**stats, "entropy_full": (entropy.detach() * mask).sum() / tokens}
+        gap = (logp.detach() - rollout_logp).abs()
+        stats["rollout_logp_diff"] = (gap * mask).sum() / tokens
         stats["pg_loss"] = (
             pg.detach() * normalizer / tokens
             if settings.aggregation == "token-mean"

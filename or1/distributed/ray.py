@@ -1,0 +1,396 @@
+"""Ray-backed engines: a policy sharded over W FSDP2 ranks and R rollout workers.
+
+The controller (``or1.trainer``) stays one process and sees the same ``Policy`` and
+``RolloutEngine`` protocols as with the local engines. Here:
+
+- a placement group of W bundles (1 GPU each on GPUs, else CPUs) places the actors;
+  policy rank i and rollout worker i share bundle i (colocated, as verl does: rollout
+  and update alternate in time, never overlap);
+- ``RayPolicy`` splits each mini-batch's rows over the ranks (``sharding.shard_rows``;
+  loss totals are global) and merges their statistics by token weight;
+- ``RayRollout`` splits prompts over the rollout workers by whole groups;
+- ``sync_weights`` gathers the full state dict on rank 0 once
+  (``get_model_state_dict(full_state_dict=True, cpu_offload=True)``), keeps it in the Ray
+  object store, and every rollout worker (and the controller's copy of the model, which
+  checkpoints are written from) loads it from there.
+
+A dead actor (``ray.exceptions.RayActorError``) stops the run with ``WorkerError``: the
+other ranks are killed (they would wait in a collective), the last checkpoint is intact,
+and ``or1 train --resume`` continues. No RPC or collective is home-made: Ray carries
+calls and objects, torch.distributed does the collectives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import torch
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from transformers import PreTrainedModel
+
+from or1.config import Config, OptimConfig
+from or1.distributed.fsdp import ShardedPolicyWorker
+from or1.distributed.rollout_worker import RolloutWorker
+from or1.distributed.sharding import (
+    PolicyShard,
+    merge_rollouts,
+    merge_rows,
+    merge_stats,
+    shard_rows,
+    split_prompts,
+)
+from or1.engine.factory import RolloutSpec
+from or1.engine.models import resolve_dtype
+from or1.engine.policy import LossFn, RolloutBatch
+from or1.engine.rollout import Rollouts, SamplingParams
+from or1.errors import ConfigError, WorkerError
+
+log = logging.getLogger("or1.distributed")
+
+RESUME_HINT = (
+    "the run stopped; its last checkpoint is intact: continue with "
+    "`or1 train --resume <run dir>`. The worker's own log is under "
+    "/tmp/ray/session_latest/logs (worker-*.err)."
+)
+# Placement-group reservation timeout: a cluster that cannot fit the bundles never will.
+PLACEMENT_TIMEOUT_S = 120
+
+
+class WorkerGroup:
+    """Actors of one kind; every call waits on all of them and fails fast on a death."""
+
+    def __init__(self, kind: str, actors: list[Any]) -> None:
+        self.kind, self.actors = kind, actors
+
+    def __len__(self) -> int:
+        return len(self.actors)
+
+    def call(self, method: str, per_actor: Sequence[tuple[tuple, dict]] | None = None) -> list:
+        """Call ``method`` on every actor (with per-actor args) and wait for all results."""
+        per_actor = per_actor or [((), {})] * len(self.actors)
+        refs = [
+            getattr(actor, method).remote(*args, **kwargs)
+            for actor, (args, kwargs) in zip(self.actors, per_actor, strict=True)
+        ]
+        return self.wait(refs, method)
+
+    def call_all(self, method: str, *args: Any, **kwargs: Any) -> list:
+        return self.call(method, [(args, kwargs)] * len(self.actors))
+
+    def wait(
+        self, refs: list[Any], what: str, on_ready: Callable[[int], None] | None = None
+    ) -> list:
+        """Results of ``refs`` in order. The first failure is raised at once (a rank that
+        died leaves the others blocked in a collective: they are killed)."""
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            i = index[ready[0]]
+            try:
+                results[i] = ray.get(ready[0])
+            except ray.exceptions.RayActorError as err:
+                self.kill()
+                raise WorkerError(
+                    f"{self.kind} worker {i} of {len(self.actors)} died during {what} "
+                    f"({type(err).__name__}: {_first_line(err)}).",
+                    hint=RESUME_HINT,
+                ) from None
+            except ray.exceptions.RayTaskError as err:
+                self.kill()
+                cause = err.as_instanceof_cause()
+                raise cause from None
+            if on_ready is not None:
+                on_ready(i)
+        return results
+
+    def kill(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "no detail"
+
+
+class RayPolicy:
+    """``Policy`` over W ``ShardedPolicyWorker`` ranks (FSDP2)."""
+
+    def __init__(
+        self, group: WorkerGroup, model: PreTrainedModel, *, micro_batch_size: int
+    ) -> None:
+        self.group, self.model, self.micro_batch_size = group, model, micro_batch_size
+        self._current = True  # is self.model (the controller's copy) up to date?
+
+    @property
+    def world(self) -> int:
+        return len(self.group)
+
+    def _shards(self, batch: RolloutBatch, rows: torch.Tensor) -> list[PolicyShard]:
+        return shard_rows(batch, rows, world=self.world, micro_batch_size=self.micro_batch_size)
+
+    def logprobs(
+        self, batch: RolloutBatch, *, temperature: float = 1.0, reference: bool = False
+    ) -> torch.Tensor:
+        shards = self._shards(batch, torch.arange(len(batch)))
+        args = [((s,), {"temperature": temperature, "reference": reference}) for s in shards]
+        return merge_rows(self.group.call("logprobs", args), shards)
+
+    def update(
+        self,
+        batch: RolloutBatch,
+        loss_fn: LossFn,
+        *,
+        mini_batches: list[torch.Tensor],
+        temperature: float = 1.0,
+    ) -> list[dict[str, float]]:
+        plans = [self._shards(batch, rows) for rows in mini_batches]  # [steps][ranks]
+        loss_ref = ray.put(loss_fn)  # shipped once (cloudpickle) to every rank
+        args = [
+            (([plan[rank] for plan in plans], loss_ref), {"temperature": temperature})
+            for rank in range(self.world)
+        ]
+        per_rank = self.group.call("update", args)  # [ranks][steps]
+        self._current = False
+        return [merge_stats([steps[k] for steps in per_rank]) for k in range(len(plans))]
+
+    def full_state_ref(self) -> Any:
+        """The full weights as one object in the Ray object store (rank 0's result)."""
+        refs = [a.full_state_dict.remote() for a in self.group.actors]
+        self.group.wait(refs, "gathering the weights")
+        return refs[0]
+
+    def refresh_model(self, state_ref: Any) -> None:
+        self.model.load_state_dict(ray.get(state_ref))
+        self._current = True
+
+    def export_model(self) -> PreTrainedModel:
+        if not self._current:
+            self.refresh_model(self.full_state_ref())
+        return self.model
+
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        ref = ray.put(dict(state_dict))
+        self.group.call_all("load_full_state_dict", ref)
+        self.model.load_state_dict(state_dict)
+        self._current = True
+
+    def optimizer_state(self) -> dict:
+        return self.group.call_all("optimizer_state")[0]
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.group.call_all("load_optimizer_state", ray.put(state))
+
+
+class RayRollout:
+    """``RolloutEngine`` over R rollout workers; prompts split by whole groups."""
+
+    def __init__(self, group: WorkerGroup) -> None:
+        self.group = group
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        params: SamplingParams,
+        progress: Callable[[int], None] | None = None,
+    ) -> Rollouts:
+        ranges = split_prompts(len(prompts), len(self.group))
+        actors = self.group.actors[: len(ranges)]
+        refs = [
+            a.generate.remote(prompts[s:e], params)
+            for a, (s, e) in zip(actors, ranges, strict=True)
+        ]
+
+        def advance(i: int) -> None:
+            if progress is not None:
+                progress(ranges[i][1] - ranges[i][0])
+
+        parts = self.group.wait(refs, "generation", on_ready=advance)
+        return merge_rollouts(parts, [s for s, _ in ranges])
+
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor] | Any) -> None:
+        """Load new weights: a state dict, or an object-store reference to one."""
+        ref = state_dict if isinstance(state_dict, ray.ObjectRef) else ray.put(dict(state_dict))
+        self.group.call_all("load_weights", ref)
+
+    def rng_state(self) -> dict[str, Any]:
+        states = self.group.call_all("rng_state")
+        # One worker: the same layout as a local engine, so checkpoints move across backends.
+        return states[0] if len(states) == 1 else {"workers": states}
+
+    def set_rng_state(self, state: Mapping[str, Any]) -> None:
+        states = list(state["workers"]) if "workers" in state else [state]
+        if len(states) != len(self.group):
+            log.warning(
+                "checkpoint has sampler states of %d rollout workers, this run has %d: "
+                "sampling continues from fresh seeds where they differ",
+                len(states),
+                len(self.group),
+            )
+        args = [((s,), {}) for s in states[: len(self.group)]]
+        self.group.call("set_rng_state", args + [(({},), {})] * (len(self.group) - len(args)))
+
+
+# ---- building the groups --------------------------------------------------------------
+def connect() -> None:
+    """Join the Ray cluster at $RAY_ADDRESS (or a running local one), else start one."""
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS"),
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
+
+
+@dataclass
+class Placement:
+    """W reserved bundles (1 GPU each on GPUs) and what each holds."""
+
+    group: PlacementGroup
+    workers: int
+    cpus: int  # per bundle
+    use_gpu: bool
+
+    @classmethod
+    def reserve(cls, workers: int, *, use_gpu: bool) -> Placement:
+        """Share the cluster's CPUs out over W bundles and wait until Ray places them."""
+        resources = ray.cluster_resources()
+        cpus = int(resources.get("CPU", 0)) // workers
+        gpus = int(resources.get("GPU", 0))
+        if cpus < 1 or (use_gpu and gpus < workers):
+            raise ConfigError(
+                f"distributed.workers={workers} needs {workers} bundles of 1 CPU"
+                + (" and 1 GPU" if use_gpu else "")
+                + f"; the Ray cluster has {resources.get('CPU', 0):g} CPUs, {gpus} GPUs.",
+                hint="lower distributed.workers or add nodes to the Ray cluster.",
+            )
+        bundle = {"CPU": float(cpus), **({"GPU": 1.0} if use_gpu else {})}
+        pg = placement_group([dict(bundle) for _ in range(workers)], strategy="PACK")
+        try:
+            ray.get(pg.ready(), timeout=PLACEMENT_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            remove_placement_group(pg)
+            raise ConfigError(
+                f"Ray could not place {workers} bundles of {bundle} in {PLACEMENT_TIMEOUT_S} s.",
+                hint="check `ray status`: free resources, or lower distributed.workers.",
+            ) from None
+        return cls(pg, workers, cpus, use_gpu)
+
+    def options(self, index: int) -> dict[str, Any]:
+        """Actor options for bundle ``index``: the bundle holds the CPUs and the GPU; its
+        policy rank and rollout worker (colocated, never busy at once) share them."""
+        env = {k: v for k, v in os.environ.items() if k.startswith("OR1_")}
+        return {
+            "num_cpus": 0.01,
+            "num_gpus": 0.5 if self.use_gpu else 0.0,
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                placement_group=self.group, placement_group_bundle_index=index % self.workers
+            ),
+            "runtime_env": {"env_vars": env},
+            "max_restarts": 0,
+        }
+
+
+def start_policy(
+    placement: Placement,
+    model: PreTrainedModel,
+    optim: OptimConfig,
+    *,
+    micro_batch_size: int,
+    keep_reference: bool = False,
+    threads: int | None = None,
+    dtype: torch.dtype | None = None,
+    model_ref: Any = None,
+) -> RayPolicy:
+    """W FSDP2 ranks, one per bundle, in one torch.distributed group."""
+    model_ref = model_ref if model_ref is not None else ray.put(model)
+    cls = ray.remote(ShardedPolicyWorker)
+    actors = [
+        cls.options(**placement.options(i)).remote(
+            model_ref, optim, keep_reference=keep_reference, threads=threads, dtype=dtype
+        )
+        for i in range(placement.workers)
+    ]
+    group = WorkerGroup("policy", actors)
+    address, port = group.wait([actors[0].rendezvous.remote()], "start-up")[0]
+    world = placement.workers
+    group.call(
+        "setup",
+        [((), {"rank": r, "world": world, "address": address, "port": port}) for r in range(world)],
+    )
+    return RayPolicy(group, model, micro_batch_size=micro_batch_size)
+
+
+def start_rollout(
+    placement: Placement,
+    model_ref: Any,
+    spec: RolloutSpec,
+    *,
+    workers: int,
+    threads: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> RayRollout:
+    """R rollout workers; worker j shares bundle j mod W with policy rank j mod W."""
+    if placement.use_gpu and workers > placement.workers:
+        raise ConfigError(
+            f"distributed.rollout_workers={workers} > distributed.workers="
+            f"{placement.workers} on GPUs: each rollout worker shares a policy rank's GPU.",
+            hint="set distributed.rollout_workers <= distributed.workers.",
+        )
+    cls = ray.remote(RolloutWorker)
+    actors = [
+        cls.options(**placement.options(j)).remote(
+            model_ref, spec, worker_index=j, threads=threads, dtype=dtype
+        )
+        for j in range(workers)
+    ]
+    group = WorkerGroup("rollout", actors)
+    group.call_all("ready")
+    return RayRollout(group)
+
+
+def make_ray_engines(
+    cfg: Config, model: PreTrainedModel, spec: RolloutSpec
+) -> tuple[RayPolicy, RayRollout, Callable[[], None]]:
+    """The policy group, the rollout group, and the weight sync between them."""
+    connect()
+    use_gpu = cfg.model.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0
+    placement = Placement.reserve(cfg.distributed.workers, use_gpu=use_gpu)
+    threads = cfg.train.threads or placement.cpus
+    dtype = resolve_dtype(cfg.model, torch.device("cuda" if use_gpu else "cpu"))
+    model.to("cpu")  # the controller's copy: checkpoints only
+    model_ref = ray.put(model)  # one copy in the object store for every actor
+    policy = start_policy(
+        placement,
+        model,
+        cfg.optim,
+        micro_batch_size=cfg.train.micro_batch_size,
+        keep_reference=cfg.algo.kl_beta > 0,
+        threads=threads,
+        dtype=dtype,
+        model_ref=model_ref,
+    )
+    rollout = start_rollout(
+        placement,
+        model_ref,
+        spec,
+        workers=cfg.distributed.rollout_workers or cfg.distributed.workers,
+        threads=threads,
+        dtype=dtype,
+    )
+
+    def sync_weights() -> None:
+        ref = policy.full_state_ref()  # gathered once on rank 0, kept in the object store
+        rollout.load_weights(ref)
+        policy.refresh_model(ref)
+
+    return policy, rollout, sync_weights
