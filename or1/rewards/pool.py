@@ -52,6 +52,7 @@ _SHUTDOWN_S = 2.0
 class _Worker:
     proc: subprocess.Popen[bytes]
     conn: Connection
+    ready: bool = False  # it has imported the rewards and waits for jobs
     job: int | None = None
     deadline: float = 0.0
 
@@ -74,7 +75,8 @@ class RewardPool:
     def map(self, jobs: Sequence[Job]) -> list[float]:
         """Score every job; results in order. A job past its timeout scores 0.0."""
         results = [0.0] * len(jobs)
-        local = [i for i, job in enumerate(jobs) if not _picklable(job[0])]
+        picklable = {id(fn): _picklable(fn) for fn, *_ in jobs}
+        local = [i for i, job in enumerate(jobs) if not picklable[id(job[0])]]
         for i in local:
             fn, response, gold, _ = jobs[i]
             results[i] = float(fn(response, gold))
@@ -84,12 +86,26 @@ class RewardPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the reward pool is shut down")
-            while pending or any(w.job is not None for w in self._workers):
-                self._dispatch(pending, jobs)
-                self._collect(results, errors)
+            try:
+                while pending or any(w.job is not None for w in self._workers):
+                    self._dispatch(pending, jobs)
+                    self._collect(results, errors)
+            except BaseException:  # e.g. Ctrl-C: no worker may keep a stale job
+                self._terminate()
+                raise
         if errors:  # raised after the loop so that no worker is left mid-job
             raise errors[0]
         return results
+
+    @property
+    def closed(self) -> bool:
+        """True once shut down (then `get_pool` makes a new pool)."""
+        return self._closed
+
+    def _terminate(self) -> None:
+        self._closed = True
+        for w in self._workers:
+            self._kill(w)
 
     def close(self) -> None:
         """Stop all workers (idempotent)."""
@@ -131,11 +147,11 @@ class RewardPool:
     def _replace(self, w: _Worker) -> None:
         self._kill(w)
         fresh = self._start()
-        w.proc, w.conn, w.job = fresh.proc, fresh.conn, None
+        w.proc, w.conn, w.ready, w.job = fresh.proc, fresh.conn, False, None
 
     def _dispatch(self, pending: deque[int], jobs: Sequence[Job]) -> None:
         for w in self._workers:
-            if w.job is not None or not pending:
+            if not w.ready or w.job is not None or not pending:
                 continue
             i = pending.popleft()
             fn, response, gold, timeout_s = jobs[i]
@@ -148,15 +164,17 @@ class RewardPool:
             w.job, w.deadline = i, time.monotonic() + timeout_s
 
     def _collect(self, results: list[float], errors: list[RewardError]) -> None:
-        busy = [w for w in self._workers if w.job is not None]
-        if not busy:
+        """Wait for a result, a worker becoming ready, or the next deadline."""
+        watched = [w for w in self._workers if w.job is not None or not w.ready]
+        if not watched:
             return
-        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-        ready = set(wait([w.conn for w in busy], timeout=timeout))
-        for w in busy:
+        deadlines = [w.deadline for w in watched if w.job is not None]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        ready = set(wait([w.conn for w in watched], timeout=timeout))
+        for w in watched:
             if w.conn in ready:
                 self._receive(w, results, errors)
-            elif time.monotonic() >= w.deadline:
+            elif w.job is not None and time.monotonic() >= w.deadline:
                 logger.warning(
                     "reward pool: job %d exceeded its deadline; worker killed, reward 0", w.job
                 )
@@ -167,9 +185,17 @@ class RewardPool:
         try:
             i, status, value = w.conn.recv()
         except (EOFError, OSError):
+            if not w.ready:  # it could not even start: every job would score 0
+                self._kill(w)
+                raise RuntimeError(
+                    "reward pool: a worker process failed to start (see its traceback above)"
+                ) from None
             logger.warning("reward pool: worker died on job %d; reward 0", w.job)
             results[w.job] = 0.0  # type: ignore[index]
             self._replace(w)
+            return
+        if status == "ready":
+            w.ready = True
             return
         w.job = None
         if status == "error":
@@ -181,8 +207,9 @@ class RewardPool:
 def worker_main(conn: Connection) -> None:
     """Serve jobs until the caller closes the connection (runs in the worker process)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
-    import or1.rewards.math  # noqa: F401  (warm up imports before the first deadline)
+    import or1.rewards.math  # noqa: F401  (import before the first deadline starts)
 
+    conn.send((-1, "ready", None))
     while True:
         try:
             msg = conn.recv()
@@ -206,19 +233,13 @@ def worker_main(conn: Connection) -> None:
         conn.send(reply)
 
 
-_PICKLABLE: dict[int, bool] = {}
-
-
 def _picklable(fn: RewardFn) -> bool:
-    key = id(fn)
-    if key not in _PICKLABLE:
-        try:
-            pickle.dumps(fn)
-            _PICKLABLE[key] = True
-        except Exception:
-            logger.info("reward %r cannot be pickled; it runs in the calling process", fn)
-            _PICKLABLE[key] = False
-    return _PICKLABLE[key]
+    try:
+        pickle.dumps(fn)
+    except Exception:
+        logger.info("reward %r cannot be pickled; it runs in the calling process", fn)
+        return False
+    return True
 
 
 _POOL: RewardPool | None = None
@@ -233,7 +254,7 @@ def get_pool(workers: int | None = None) -> RewardPool:
     with _POOL_LOCK:
         if _POOL is not None and os.getpid() != _POOL_PID:
             _POOL = None  # inherited through fork: the workers belong to the parent
-        if _POOL is not None and workers not in (None, _POOL.size):
+        if _POOL is not None and (_POOL.closed or workers not in (None, _POOL.size)):
             _POOL.close()
             _POOL = None
         if _POOL is None:

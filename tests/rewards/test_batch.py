@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -136,6 +137,15 @@ def test_reward_errors_reach_the_caller_and_the_pool_survives():
     for workers in (0, 1):
         with pytest.raises(RewardError, match="not valid JSON"):
             score_batch(bad, workers=workers)
+    assert score_batch([("math", "\\boxed{1}", "1")], workers=1) == [1.0]
+
+
+def test_a_pool_that_cannot_start_says_so_and_recovers(monkeypatch):
+    shutdown_pool()
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # workers die at once
+    with pytest.raises(RuntimeError, match="failed to start"):
+        score_batch([("math", "\\boxed{1}", "1")], workers=1)
+    monkeypatch.undo()
     assert score_batch([("math", "\\boxed{1}", "1")], workers=1) == [1.0]
 
 
