@@ -1,10 +1,19 @@
 """Rollouts with a transformers model and a hand-written decode loop (CPU or GPU).
 
 Why not ``model.generate``: for RL we sample G responses per prompt, and generate pads
-and decodes every row until the longest is done. This loop prefills each distinct
-prompt once and copies its KV cache to the G rows of its group, drops finished rows
-from the batch (and the cache) as soon as they stop, and returns per-token sampling
-log-probabilities, which the trainer needs anyway.
+and decodes every row until the longest is done. This loop
+
+- prefills each distinct prompt once and copies its KV cache to the G rows of its group;
+- keeps K/V in a preallocated cache written in place (``SlotKVCache``), not grown by
+  ``torch.cat`` each step (that copy was over half of a small model's decode time);
+- drops finished rows from the batch and the cache as soon as they stop, by
+  swap-removal (only the moved rows are copied);
+- builds the attention mask once per call and hands the model views of it, instead of
+  the model rebuilding a 4-D mask from a 2-D one every step;
+- samples by inverse CDF (one uniform per row: ``torch.multinomial`` on CPU cost more
+  than the tiny model's forward) and keeps tokens and log-probs in tensors, with one
+  host read per step (did any row stop?);
+- returns per-token sampling log-probabilities, which the trainer needs anyway.
 """
 
 from __future__ import annotations
@@ -14,9 +23,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from transformers import DynamicCache, PreTrainedModel
+from transformers import PreTrainedModel
 
+from or1.engine.kv_cache import SlotKVCache
 from or1.engine.rollout import Rollouts, SamplingParams
+
+# Architectures whose decoder takes a ready 4-D bool mask as is (transformers 5's
+# ``create_causal_mask`` returns a 4-D mask unchanged). Others get the 2-D padding mask
+# and build their own 4-D mask at every step.
+PREBUILT_MASK_MODELS = frozenset({"qwen2", "qwen3", "llama", "mistral"})
 
 
 def sample_tokens(
@@ -24,22 +39,29 @@ def sample_tokens(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one token per row.
 
+    Inverse-CDF sampling: one uniform draw per row, located in the row's cumulative
+    distribution (exact up to float rounding of the cumsum, like ``torch.multinomial``).
+
     Args:
         logits: [N, V] next-token logits.
     Returns:
         tokens [N] and their log-probabilities [N] under the temperature-scaled
         distribution (before top-p truncation, as the trainer scores them).
     """
-    logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    scaled = logits.float()
+    if temperature != 1.0:
+        scaled = scaled / temperature
+    logprobs = torch.log_softmax(scaled, dim=-1)
     probs = logprobs.exp()
     if top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         outside = sorted_probs.cumsum(-1) - sorted_probs > top_p
-        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    tokens = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1)
-    tokens = tokens.to(logits.device)
-    return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+        probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    cdf = probs.cumsum(-1)
+    u = torch.rand((cdf.shape[0], 1), generator=generator, dtype=cdf.dtype)
+    u = u.to(cdf.device) * cdf[:, -1:]
+    tokens = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
+    return tokens.squeeze(-1), logprobs.gather(-1, tokens).squeeze(-1)
 
 
 class HFRolloutEngine:
@@ -71,6 +93,10 @@ class HFRolloutEngine:
         # transformers renamed `past_key_values` to `cache` in 5.2x; accept both.
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        layer_types = set(getattr(model.config, "layer_types", None) or ["full_attention"])
+        self._prebuilt_mask = getattr(
+            model.config, "model_type", None
+        ) in PREBUILT_MASK_MODELS and layer_types == {"full_attention"}
 
     @property
     def device(self) -> torch.device:
@@ -104,68 +130,91 @@ class HFRolloutEngine:
             self.model.train(was_training)
         return out
 
-    @torch.no_grad()
-    def _generate_chunk(
-        self, prompts: list[list[int]], params: SamplingParams
-    ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
-        device, n = self.device, params.n
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(p)
-            mask[i, width - len(p) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
-        logits = self.model(
+    def _forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: SlotKVCache
+    ) -> torch.Tensor:
+        """Logits [n, V] of the last position. ``mask``: [n, 1, q, L] bool, True = attend."""
+        # The 2-D key-padding mask is the last query row of the 4-D one.
+        attention_mask = mask if self._prebuilt_mask else mask[:, 0, -1].long()
+        out = self.model(
             input_ids=ids,
-            attention_mask=mask,
+            attention_mask=attention_mask,
             position_ids=positions,
             **{self._cache_kw: cache},
             use_cache=True,
             logits_to_keep=1,
-        ).logits[:, -1]
-        # One prefill per distinct prompt; its group shares the cached prefix.
+        )
+        return out.logits[:, -1]
+
+    def _prefill(
+        self, prompts: list[list[int]], n: int, max_tokens: int
+    ) -> tuple[SlotKVCache, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward over the distinct (left-padded) prompts, then a copy to the n rows
+        of each group.
+
+        Returns the cache, logits [N, V], next positions [N] and the key mask
+        [N, P + max_tokens] (True on real prompt tokens and on every response slot).
+        """
+        device = self.device
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        valid = torch.zeros((len(prompts), width), dtype=torch.bool)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(p)
+            valid[i, width - len(p) :] = True
+        ids, valid = ids.to(device), valid.to(device)
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        # Causal and key padding; a pad query sees itself, so no softmax row is empty.
+        causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
+        mask = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)
+        cache = SlotKVCache(
+            num_layers=self.model.config.num_hidden_layers,
+            max_rows=len(prompts) * n,
+            max_length=width + max_tokens,
+        )
+        logits = self._forward(ids, positions, mask[:, None], cache)
         cache.batch_repeat_interleave(n)
-        logits = logits.repeat_interleave(n, dim=0)
-        mask = mask.repeat_interleave(n, dim=0)
-        next_pos = positions[:, -1:].repeat_interleave(n, dim=0) + 1
-        rows = len(prompts) * n
-        responses: list[list[int]] = [[] for _ in range(rows)]
-        logprobs: list[list[float]] = [[] for _ in range(rows)]
-        truncated = [False] * rows
-        alive = torch.arange(rows)
-        stop_ids = self.stop_ids.to(device)
-        for t in range(params.max_tokens):
+        keys = torch.ones((len(prompts) * n, width + max_tokens), dtype=torch.bool, device=device)
+        keys[:, :width] = valid.repeat_interleave(n, dim=0)
+        next_pos = positions[:, -1].repeat_interleave(n) + 1
+        return cache, logits.repeat_interleave(n, dim=0), next_pos, keys
+
+    @torch.no_grad()
+    def _generate_chunk(
+        self, prompts: list[list[int]], params: SamplingParams
+    ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
+        steps = params.max_tokens
+        cache, logits, next_pos, keys = self._prefill(prompts, params.n, steps)
+        width = keys.shape[1] - steps
+        rows = logits.shape[0]
+        tokens_out = torch.full((rows, steps), self.pad_id, dtype=torch.long)
+        logp_out = torch.zeros((rows, steps))
+        lengths = torch.full((rows,), steps, dtype=torch.long)
+        truncated = torch.zeros(rows, dtype=torch.bool)
+        alive = torch.arange(rows)  # alive[i]: the output row of batch row i
+        stop_ids = self.stop_ids.to(logits.device)
+        for t in range(steps):
             tokens, lps = sample_tokens(
                 logits, temperature=params.temperature, top_p=params.top_p, generator=self.generator
             )
-            for row, tok, lp in zip(alive.tolist(), tokens.tolist(), lps.tolist(), strict=True):
-                responses[row].append(tok)
-                logprobs[row].append(lp)
-            done = torch.isin(tokens, stop_ids)
-            if t == params.max_tokens - 1:
-                for row in alive[~done.cpu()].tolist():
-                    truncated[row] = True
+            tokens_out[alive, t], logp_out[alive, t] = tokens.cpu(), lps.float().cpu()
+            done = torch.isin(tokens, stop_ids).cpu()  # the one host read per step
+            if t == steps - 1:
+                truncated[alive[~done]] = True
                 break
             if bool(done.any()):
-                keep = (~done).nonzero().squeeze(-1)
-                if keep.numel() == 0:
+                lengths[alive[done]] = t + 1
+                if bool(done.all()):
                     break
-                cache.batch_select_indices(keep)
-                alive, tokens = alive[keep.cpu()], tokens[keep]
-                mask, next_pos = mask[keep], next_pos[keep]
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            logits = self.model(
-                input_ids=tokens[:, None],
-                attention_mask=mask,
-                position_ids=next_pos,
-                **{self._cache_kw: cache},
-                use_cache=True,
-            ).logits[:, -1]
+                order = cache.compact(done)
+                alive, on_device = alive[order], order.to(keys.device)
+                keys, tokens, next_pos = keys[on_device], tokens[on_device], next_pos[on_device]
+            mask = keys[:, None, None, : width + t + 1]
+            logits = self._forward(tokens[:, None], next_pos[:, None], mask, cache)
             next_pos = next_pos + 1
-        return responses, logprobs, truncated
+        responses = [row[:n] for row, n in zip(tokens_out.tolist(), lengths.tolist(), strict=True)]
+        logprobs = [row[:n] for row, n in zip(logp_out.tolist(), lengths.tolist(), strict=True)]
+        return responses, logprobs, truncated.tolist()
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state_dict, strict=True)

@@ -8,6 +8,7 @@ loss never touches this file, and this file never imports ``or1.algo``.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Protocol
@@ -116,6 +117,33 @@ def gather_logprobs(logits: torch.Tensor, ids: torch.Tensor, *, chunk: int = 409
     return torch.cat(parts).view(ids.shape)
 
 
+def trim_padding(batch: RolloutBatch) -> RolloutBatch:
+    """The batch without the columns that are padding in every row.
+
+    Left: prompt columns before the longest prompt; right: response columns after the
+    longest response. Per-token fields [N, T] are cut to the kept response columns.
+    """
+    attn = batch.attention_mask
+    p = batch.prompt_length
+    real = attn.bool().any(0)
+    first = int(real[:p].long().argmax()) if bool(real[:p].any()) else p - 1
+    first = min(first, p - 1)  # keep column P-1: its logits predict response token 0
+    tail = real[p:].nonzero()
+    t = int(tail[-1]) + 1 if len(tail) else 1
+    if first == 0 and t == attn.shape[1] - p:
+        return batch
+    values = {}
+    for f in fields(batch):
+        value = getattr(batch, f.name)
+        if f.name in ("input_ids", "attention_mask"):
+            value = value[:, first : p + t]
+        elif isinstance(value, torch.Tensor) and value.dim() == 2:
+            value = value[:, :t]
+        values[f.name] = value
+    values["prompt_length"] = p - first
+    return RolloutBatch(**values)
+
+
 class LocalPolicy:
     """A policy in this process (CPU or one GPU): AdamW, grad clipping, micro-batching.
 
@@ -146,6 +174,7 @@ class LocalPolicy:
         self.reference = (
             copy.deepcopy(model).eval().requires_grad_(False) if keep_reference else None
         )
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     @property
     def device(self) -> torch.device:
@@ -157,13 +186,26 @@ class LocalPolicy:
         ids = batch.input_ids.to(self.device)
         mask = batch.attention_mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-        p = batch.prompt_length
-        # Logits at column c predict the token at c + 1. Like verl, the policy is scored
-        # at the sampling temperature (the paper samples at 1.0, where this is a no-op).
-        return logits[:, p - 1 : -1].float() / temperature
+        p, width = batch.prompt_length, ids.shape[1]
+        # Logits at column c predict the token at c + 1: only columns P-1 .. end-1 are
+        # needed, so the LM head (and its backward) skips the prompt positions.
+        keep = {"logits_to_keep": torch.arange(p - 1, width - 1, device=self.device)}
+        if not self._keeps_logits:
+            keep = {}
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **keep).logits
+        if not keep:
+            logits = logits[:, p - 1 : -1]
+        if logits.dtype != torch.float32:
+            logits = logits.float()
+        # Like verl, the policy is scored at the sampling temperature (the paper samples
+        # at 1.0, where this is a no-op and no copy is made).
+        return logits / temperature if temperature != 1.0 else logits
 
-    def _micro_batches(self, index: torch.Tensor) -> Iterator[torch.Tensor]:
+    def _micro_batches(self, index: torch.Tensor, batch: RolloutBatch) -> Iterator[torch.Tensor]:
+        """Split ``index`` into micro-batches of similar lengths (less padding to trim)."""
+        if len(index) > self.micro_batch_size:
+            lengths = batch.attention_mask[index].sum(-1)
+            index = index[torch.sort(lengths, descending=True, stable=True).indices]
         yield from index.split(self.micro_batch_size)
 
     @torch.no_grad()
@@ -174,12 +216,13 @@ class LocalPolicy:
         model = self.reference if reference else self.model
         if model is None:
             raise ValueError("this policy keeps no reference model")
-        out = []
-        for idx in self._micro_batches(torch.arange(len(batch))):
-            micro = batch.select(idx)
+        out = torch.zeros(batch.response_mask.shape)
+        for idx in self._micro_batches(torch.arange(len(batch)), batch):
+            micro = trim_padding(batch.select(idx))
             logits = self._response_logits(model, micro, temperature)
-            out.append(gather_logprobs(logits, micro.response_ids.to(self.device)).cpu())
-        return torch.cat(out)
+            logp = gather_logprobs(logits, micro.response_ids.to(self.device)).cpu()
+            out[idx, : logp.shape[1]] = logp
+        return out
 
     def update(
         self,
@@ -200,8 +243,8 @@ class LocalPolicy:
             mini = batch.select(rows)
             totals = BatchTotals.of(mini)
             sums: dict[str, float] = {}
-            for idx in self._micro_batches(torch.arange(len(mini))):
-                micro = mini.select(idx)
+            for idx in self._micro_batches(torch.arange(len(mini)), mini):
+                micro = trim_padding(mini.select(idx))
                 logits = self._response_logits(self.model, micro, temperature)
                 logp = gather_logprobs(logits, micro.response_ids.to(self.device))
                 loss, stats = loss_fn(logp, logits, micro, totals)
