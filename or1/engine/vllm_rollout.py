@@ -1,0 +1,187 @@
+"""Rollouts with vLLM (``rollout.engine=vllm``; the optional extra ``or1[vllm]``, GPU).
+
+Request: one request per prompt, given as token ids (a ``TokensPrompt`` mapping), with
+``vllm.SamplingParams(n=G, temperature, top_p, max_tokens, logprobs=0, seed,
+stop_token_ids)``: ``logprobs=0`` returns the log-prob of each sampled token only, and
+``logprobs_mode="processed_logprobs"`` makes it the log-prob at the sampling temperature
+(vLLM's default, raw, is before temperature; the trainer scores at the temperature).
+With top_p < 1 vLLM's processed log-probs are renormalized over the nucleus, the
+trainer's are not: ``rollout_logp_diff`` shows it, ``algo.tis_cap`` corrects for it.
+
+Seeds: each request gets a seed drawn from this engine's own generator, so a run is
+reproducible and resumes exactly (the generator state is checkpointed), whatever the
+batch composition.
+
+Weights: after each policy update the trainer's state dict is written once to a file
+(/dev/shm when present) and every vLLM worker (all tensor-parallel ranks) loads it
+through ``LLM.collective_rpc`` into ``model_runner.model.load_weights``, the worker
+extension API vLLM's RLHF examples use; the prefix cache is then reset (its KV entries
+were computed with the old weights). A multi-GPU deployment can replace the file hop
+with an NCCL broadcast (vLLM's ``StatelessProcessGroup``) behind the same method.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from or1.engine.rollout import Rollouts, SamplingParams
+from or1.errors import ConfigError
+
+# The worker extension class vLLM mixes into each of its workers (by qualified name).
+WORKER_EXTENSION = "or1.engine.vllm_rollout.WeightLoader"
+MAX_SEED = 2**31 - 1
+
+
+class WeightLoader:
+    """Mixed into every vLLM worker (``worker_extension_cls``); runs in their processes."""
+
+    model_runner: Any  # provided by the vLLM worker this class is mixed into
+
+    def or1_load_weights(self, path: str) -> int:
+        """Load a torch-saved state dict file into this worker's model shard."""
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        self.model_runner.model.load_weights(weights=state.items())
+        return len(state)
+
+
+def import_vllm() -> Any:
+    try:
+        return importlib.import_module("vllm")
+    except ImportError as err:
+        raise ConfigError(
+            f"rollout.engine=vllm needs vLLM ({err}).",
+            hint="install the extra on a GPU machine: pip install 'or1[vllm]'; on CPU use "
+            "rollout.engine=hf.",
+        ) from None
+
+
+class VLLMRolloutEngine:
+    """A ``RolloutEngine`` over ``vllm.LLM``.
+
+    Args:
+        model_dir: a HF model directory (start weights and tokenizer).
+        stop_ids: token ids that end a response (kept in the response, as HF does).
+        seed: seeds the per-request seeds.
+        tensor_parallel_size: GPUs of this engine.
+        gpu_memory_utilization: the share of GPU memory vLLM takes (weights + KV cache).
+        dtype: "auto" (the checkpoint's), "bfloat16" or "float32".
+        max_model_len: prompt + response tokens per sequence.
+        enforce_eager: no CUDA graphs (faster start, slower decode).
+        vllm: the vllm module (tests pass a stand-in); None imports it.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        stop_ids: list[int],
+        seed: int = 0,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.5,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        enforce_eager: bool = False,
+        vllm: Any = None,
+    ) -> None:
+        self.vllm = vllm if vllm is not None else import_vllm()
+        self.stop_ids = list(stop_ids)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.llm = self.vllm.LLM(
+            model=str(model_dir),
+            seed=seed,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            enforce_eager=enforce_eager,
+            enable_prefix_caching=True,  # a group's G samples share the prompt's KV
+            logprobs_mode="processed_logprobs",
+            worker_extension_cls=WORKER_EXTENSION,
+        )
+
+    def sampling_params(self, params: SamplingParams, seed: int) -> Any:
+        """The vllm.SamplingParams of one request of ``params``."""
+        return self.vllm.SamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            logprobs=0,  # the sampled token's log-prob only
+            seed=seed,
+            stop_token_ids=self.stop_ids,
+            detokenize=False,  # the trainer decodes; token ids are what it needs
+        )
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        params: SamplingParams,
+        progress: Callable[[int], None] | None = None,
+    ) -> Rollouts:
+        seeds = torch.randint(0, MAX_SEED, (len(prompts),), generator=self.generator).tolist()
+        requests = [{"prompt_token_ids": list(p)} for p in prompts]  # vllm TokensPrompt
+        started = time.perf_counter()
+        outputs = self.llm.generate(
+            requests, [self.sampling_params(params, s) for s in seeds], use_tqdm=False
+        )
+        out = to_rollouts(prompts, outputs, n=params.n)
+        out.stats["vllm_generate_seconds"] = time.perf_counter() - started
+        if progress is not None:
+            progress(len(prompts))
+        return out
+
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Load the policy's weights into every vLLM worker (see the module docstring)."""
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, path = tempfile.mkstemp(prefix="or1-weights-", suffix=".pt", dir=shm)
+        os.close(fd)
+        try:
+            torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, path)
+            self.llm.collective_rpc("or1_load_weights", args=(path,))
+        finally:
+            os.unlink(path)
+        self.llm.reset_prefix_cache()
+
+    def rng_state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def set_rng_state(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def to_rollouts(prompts: list[list[int]], outputs: list[Any], *, n: int) -> Rollouts:
+    """vLLM ``RequestOutput``s (one per prompt, in request order) -> ``Rollouts``.
+
+    Each completion's ``logprobs`` is one {token_id: Logprob} mapping per generated
+    token; with ``logprobs=0`` it holds the sampled token. ``finish_reason == "length"``
+    means the response hit ``max_tokens`` (or the model length): truncated.
+    """
+    if len(outputs) != len(prompts):
+        raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
+    out = Rollouts([], [], [], [], [])
+    for group, (prompt, request) in enumerate(zip(prompts, outputs, strict=True)):
+        if len(request.outputs) != n:
+            raise RuntimeError(f"vLLM returned {len(request.outputs)} samples, asked {n}")
+        for completion in request.outputs:
+            tokens = list(completion.token_ids)
+            if completion.logprobs is None or len(completion.logprobs) != len(tokens):
+                raise RuntimeError("vLLM returned no log-prob for some sampled token")
+            out.prompt_ids.append(prompt)
+            out.response_ids.append(tokens)
+            out.logprobs.append(
+                [
+                    float(step[tok].logprob)
+                    for step, tok in zip(completion.logprobs, tokens, strict=True)
+                ]
+            )
+            out.truncated.append(completion.finish_reason == "length")
+            out.group_ids.append(group)
+    return out

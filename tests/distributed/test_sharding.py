@@ -1,0 +1,74 @@
+"""Driver-side splitting of mini-batches over ranks and prompts over rollout workers."""
+
+from __future__ import annotations
+
+import torch
+
+from or1.distributed.sharding import (
+    merge_rollouts,
+    merge_rows,
+    merge_stats,
+    shard_rows,
+    split_prompts,
+)
+from or1.engine.policy import BatchTotals, RolloutBatch
+from or1.engine.rollout import Rollouts
+
+
+def _batch(n: int, t: int = 3) -> RolloutBatch:
+    mask = torch.ones((n, t))
+    mask[0, 1:] = 0  # row 0 has 1 token, the others 3
+    return RolloutBatch(
+        input_ids=torch.arange(n)[:, None].repeat(1, 2 + t),
+        attention_mask=torch.ones((n, 2 + t), dtype=torch.long),
+        response_mask=mask,
+        prompt_length=2,
+        rewards=torch.zeros(n),
+        advantages=torch.arange(n, dtype=torch.float),
+        group_ids=torch.arange(n) // 2,
+        truncated=torch.zeros(n, dtype=torch.bool),
+        rollout_logp=torch.zeros((n, t)),
+    )
+
+
+def test_shards_are_equal_sized_padded_and_carry_global_totals() -> None:
+    batch = _batch(7)
+    rows = torch.tensor([6, 0, 2, 4, 1])  # 5 rows of a mini-batch, any order
+    shards = shard_rows(batch, rows, world=2, micro_batch_size=2)
+    assert [len(s.batch) for s in shards] == [3, 3] and [s.real for s in shards] == [3, 2]
+    assert all(s.n_micro == 2 for s in shards)  # same number of passes on every rank
+    assert all(s.totals == BatchTotals.of(batch.select(rows)) for s in shards)
+    assert shards[0].totals == BatchTotals(tokens=1 + 4 * 3, sequences=5)
+    padding = shards[1].batch
+    assert padding.response_mask[2].sum() == 0  # the padding row adds no token
+    assert padding.input_ids[2, 0] == padding.input_ids[0, 0]  # a copy of a real row
+    assert batch.response_mask.sum() == 1 + 6 * 3  # the source batch is untouched
+    per_row = [s.batch.advantages[:, None] for s in shards]
+    assert merge_rows(per_row, shards).squeeze(-1).tolist() == [6, 0, 2, 4, 1]
+
+
+def test_more_ranks_than_rows_gives_padding_only_shards() -> None:
+    shards = shard_rows(_batch(3), torch.tensor([1]), world=3, micro_batch_size=4)
+    assert [s.real for s in shards] == [1, 0, 0] and all(len(s.batch) == 1 for s in shards)
+    assert all(float(s.batch.response_mask.sum()) == 0 for s in shards[1:])
+
+
+def test_stats_merge_by_token_weight() -> None:
+    ranks = [
+        {"tokens": 3.0, "sum:clip_frac": 3 * 0.5, "grad_norm": 2.0},
+        {"tokens": 1.0, "sum:clip_frac": 1 * 0.1, "grad_norm": 2.0},
+    ]
+    merged = merge_stats(ranks)
+    assert abs(merged["clip_frac"] - (1.5 + 0.1) / 4) < 1e-12 and merged["grad_norm"] == 2.0
+
+
+def test_prompts_split_by_whole_groups_and_merge_back() -> None:
+    assert split_prompts(5, 2) == [(0, 3), (3, 5)]
+    assert split_prompts(1, 3) == [(0, 1)]
+    part = Rollouts([[1], [1]], [[5], [6]], [[-0.1], [-0.2]], [False, True], [0, 0])
+    part.stats["seconds"] = 1.0
+    other = Rollouts([[2], [3]], [[7], [8]], [[-0.3], [-0.4]], [False, False], [0, 1])
+    other.stats["seconds"] = 3.0
+    merged = merge_rollouts([part, other], [0, 1])
+    assert merged.group_ids == [0, 0, 1, 2] and merged.response_ids == [[5], [6], [7], [8]]
+    assert merged.truncated == [False, True, False, False] and merged.stats["seconds"] == 3.0

@@ -1,0 +1,279 @@
+"""The vLLM engine at its seam: vLLM cannot run in this (CPU) environment, so a stand-in
+``vllm`` module takes its place, with the same call shapes as vLLM's real API
+(``LLM(...)``, ``LLM.generate(prompts, sampling_params, use_tqdm=)``,
+``LLM.collective_rpc(method, args=)``, ``LLM.reset_prefix_cache()``, ``SamplingParams``,
+``RequestOutput.outputs[i].token_ids / .logprobs / .finish_reason``). Everything on
+or1's side of the boundary is real: the request/response mapping, the weight file, the
+worker extension loading it, the factory's sync after each update, the trainer loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import pytest
+import torch
+
+from or1.config import Config, TinyModelConfig
+from or1.engine.factory import make_engines
+from or1.engine.hf_rollout import HFRolloutEngine
+from or1.engine.models import build_tiny_model, build_tiny_tokenizer
+from or1.engine.rollout import SamplingParams
+from or1.engine.vllm_rollout import WORKER_EXTENSION, VLLMRolloutEngine, WeightLoader
+from or1.errors import ConfigError
+
+
+class FakeSamplingParams:
+    def __init__(self, **kwargs: Any) -> None:
+        self.__dict__.update(kwargs)
+
+
+def _completion(tokens: list[int], logps: list[float], finish: str) -> SimpleNamespace:
+    # vLLM: one {token_id: Logprob} per generated token; logprobs=0 -> the sampled one
+    steps = [{t: SimpleNamespace(logprob=lp, rank=1)} for t, lp in zip(tokens, logps, strict=True)]
+    return SimpleNamespace(token_ids=tokens, logprobs=steps, finish_reason=finish)
+
+
+class FakeWorker(WeightLoader):
+    """A vLLM worker with or1's extension mixed in; its model loads like vLLM's does."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        model.load_weights = lambda weights: model.load_state_dict(dict(weights))  # type: ignore[method-assign]
+        self.model_runner = SimpleNamespace(model=model)
+
+
+class ScriptedLLM:
+    """Returns canned outputs; records what or1 sent."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.outputs: list[Any] = []
+        self.calls: list[tuple] = []
+        self.workers: list[FakeWorker] = []
+        self.resets = 0
+
+    def generate(self, prompts: list, params: list, *, use_tqdm: bool) -> list:
+        self.calls.append((prompts, params))
+        return self.outputs
+
+    def collective_rpc(self, method: str, args: tuple = ()) -> list:
+        self.calls.append((method, args, os.path.exists(args[0])))
+        return [getattr(w, method)(*args) for w in self.workers]
+
+    def reset_prefix_cache(self) -> None:
+        self.resets += 1
+
+
+def _fake_vllm(llm_cls: type) -> SimpleNamespace:
+    return SimpleNamespace(LLM=llm_cls, SamplingParams=FakeSamplingParams)
+
+
+def _engine(**kwargs: Any) -> VLLMRolloutEngine:
+    return VLLMRolloutEngine(
+        "/models/x", stop_ids=[2, 7], seed=3, vllm=_fake_vllm(ScriptedLLM), **kwargs
+    )
+
+
+def test_engine_settings_and_sampling_params() -> None:
+    engine = _engine(tensor_parallel_size=2, gpu_memory_utilization=0.4, max_model_len=96)
+    kw = engine.llm.kwargs
+    assert kw["model"] == "/models/x" and kw["seed"] == 3 and kw["tensor_parallel_size"] == 2
+    assert kw["gpu_memory_utilization"] == 0.4 and kw["max_model_len"] == 96
+    assert kw["logprobs_mode"] == "processed_logprobs"  # log-probs at the temperature
+    assert kw["worker_extension_cls"] == WORKER_EXTENSION
+    sp = engine.sampling_params(SamplingParams(n=4, temperature=0.6, top_p=0.9, max_tokens=12), 11)
+    assert vars(sp) == {
+        "n": 4,
+        "temperature": 0.6,
+        "top_p": 0.9,
+        "max_tokens": 12,
+        "logprobs": 0,
+        "seed": 11,
+        "stop_token_ids": [2, 7],
+        "detokenize": False,
+    }
+
+
+def test_generate_maps_requests_and_responses() -> None:
+    engine = _engine()
+    engine.llm.outputs = [
+        SimpleNamespace(
+            outputs=[
+                _completion([5, 2], [-0.1, -0.2], "stop"),
+                _completion([6, 6], [-1.0, -2.0], "length"),
+            ]
+        ),
+        SimpleNamespace(
+            outputs=[_completion([9], [-0.5], "stop"), _completion([2], [-0.3], "stop")]
+        ),
+    ]
+    prompts = [[1, 4], [1, 8, 8]]
+    ticks: list[int] = []
+    out = engine.generate(prompts, SamplingParams(n=2, max_tokens=2), progress=ticks.append)
+    sent, params = engine.llm.calls[0]
+    assert sent == [{"prompt_token_ids": [1, 4]}, {"prompt_token_ids": [1, 8, 8]}]
+    assert [p.n for p in params] == [2, 2] and len({p.seed for p in params}) == 2
+    assert out.prompt_ids == [[1, 4], [1, 4], [1, 8, 8], [1, 8, 8]]
+    assert out.response_ids == [[5, 2], [6, 6], [9], [2]]
+    assert out.logprobs == [[-0.1, -0.2], [-1.0, -2.0], [-0.5], [-0.3]]
+    assert out.truncated == [False, True, False, False]  # finish_reason == "length"
+    assert out.group_ids == [0, 0, 1, 1] and ticks == [2]
+    # Request seeds come from the engine's generator: restoring its state replays them.
+    state = engine.rng_state()
+    engine.generate(prompts, SamplingParams(n=2, max_tokens=2))
+    engine.set_rng_state(state)
+    engine.generate(prompts, SamplingParams(n=2, max_tokens=2))
+    first, again = engine.llm.calls[1][1], engine.llm.calls[2][1]
+    assert [p.seed for p in first] == [p.seed for p in again]
+
+
+def test_missing_logprobs_or_samples_are_errors() -> None:
+    engine = _engine()
+    engine.llm.outputs = [
+        SimpleNamespace(
+            outputs=[SimpleNamespace(token_ids=[5], logprobs=None, finish_reason="stop")]
+        )
+    ]
+    with pytest.raises(RuntimeError, match="log-prob"):
+        engine.generate([[1]], SamplingParams(n=1))
+    engine.llm.outputs = [SimpleNamespace(outputs=[])]
+    with pytest.raises(RuntimeError, match="samples"):
+        engine.generate([[1]], SamplingParams(n=1))
+
+
+def _tiny() -> torch.nn.Module:
+    tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
+    return build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64), tok
+    )
+
+
+def test_load_weights_reaches_every_worker_then_resets_the_prefix_cache() -> None:
+    engine = _engine(tensor_parallel_size=2)
+    torch.manual_seed(0)
+    engine.llm.workers = [FakeWorker(_tiny()), FakeWorker(_tiny())]  # 2 TP ranks
+    torch.manual_seed(1)
+    policy = _tiny()
+    engine.load_weights(policy.state_dict())
+    method, args, existed = engine.llm.calls[-1]
+    assert method == "or1_load_weights" and existed and not os.path.exists(args[0])
+    for worker in engine.llm.workers:
+        for name, value in policy.state_dict().items():
+            assert torch.equal(worker.model_runner.model.state_dict()[name], value), name
+    assert engine.llm.resets == 1
+
+
+def test_missing_vllm_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    with pytest.raises(ConfigError, match=r"or1\[vllm\]"):
+        VLLMRolloutEngine("/models/x", stop_ids=[2])
+
+
+class SamplingLLM:
+    """A stand-in that really samples: it loads ``model`` from the directory or1 gives
+    it and draws each request with its seed (here through or1's HF sampler)."""
+
+    instances: ClassVar[list[SamplingLLM]] = []
+
+    def __init__(self, *, model: str, **kwargs: Any) -> None:
+        from transformers import AutoModelForCausalLM
+
+        self.kwargs = kwargs
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+        self.workers = [FakeWorker(self.model)]
+        self.loads = 0
+        SamplingLLM.instances.append(self)
+
+    def generate(self, prompts: list, params: list, *, use_tqdm: bool) -> list:
+        outs = []
+        for prompt, sp in zip(prompts, params, strict=True):
+            hf = HFRolloutEngine(self.model, pad_id=0, stop_ids=sp.stop_token_ids, seed=sp.seed)
+            r = hf.generate(
+                [prompt["prompt_token_ids"]],
+                SamplingParams(
+                    n=sp.n, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens
+                ),
+            )
+            outs.append(
+                SimpleNamespace(
+                    outputs=[
+                        _completion(ids, lps, "length" if cut else "stop")
+                        for ids, lps, cut in zip(
+                            r.response_ids, r.logprobs, r.truncated, strict=True
+                        )
+                    ]
+                )
+            )
+        return outs
+
+    def collective_rpc(self, method: str, args: tuple = ()) -> list:
+        self.loads += 1
+        return [getattr(w, method)(*args) for w in self.workers]
+
+    def reset_prefix_cache(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_training_with_the_vllm_engine_syncs_weights_every_step(
+    small_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer with rollout.engine=vllm: the engine holds its own copy of the model
+    and gets the policy's weights after every update. If it did not, step k > 1 would
+    sample from stale weights and rollout_logp_diff would be far from 0."""
+    from or1.trainer import Trainer
+
+    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(SamplingLLM))
+    cfg = small_config.model_copy(deep=True)
+    cfg.rollout.engine = "vllm"
+    cfg.algo.reject_uniform_groups = False  # the small model solves nothing yet:
+    cfg.algo.entropy.mode = "fixed"  # keep every group and update through the
+    cfg.algo.entropy.coef = 0.05  # entropy term, with large steps
+    cfg.optim.lr = 1e-2
+    cfg.train.max_steps = 3
+    cfg.eval.before = cfg.eval.after = False
+    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    assert isinstance(trainer.engine, VLLMRolloutEngine)
+    trainer.run()
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    llm = SamplingLLM.instances[-1]
+    assert llm.loads == 3  # one weight load per update
+    assert all(r["rollout_logp_diff"] < 1e-4 for r in rows), [r["rollout_logp_diff"] for r in rows]
+    assert rows[2]["entropy_full"] > rows[0]["entropy_full"] + 0.1  # the weights did move
+
+
+def test_factory_builds_the_vllm_engine_and_syncs_from_the_policy(
+    small_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(ScriptedLLM))
+    cfg = small_config.model_copy(deep=True)
+    cfg.rollout.engine = "vllm"
+    cfg.rollout.tensor_parallel_size = 2
+    tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
+    model = build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64), tok
+    )
+    engines = make_engines(cfg, model, tok)
+    llm = engines.rollout.llm  # type: ignore[attr-defined]
+    assert Path(llm.kwargs["model"], "config.json").is_file()  # the built model, saved
+    assert llm.kwargs["tensor_parallel_size"] == 2
+    llm.workers = [
+        FakeWorker(
+            build_tiny_model(
+                TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64), tok
+            )
+        )
+    ]
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # the policy moves ...
+    engines.sync_weights()  # ... and the engine follows
+    synced = llm.workers[0].model_runner.model.state_dict()
+    assert all(torch.equal(synced[k], v) for k, v in model.state_dict().items())
