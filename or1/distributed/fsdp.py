@@ -34,7 +34,7 @@ from transformers import PreTrainedModel
 
 from or1.config import OptimConfig
 from or1.distributed.sharding import PolicyShard
-from or1.engine.policy import LossFn, RolloutBatch, gather_logprobs
+from or1.engine.policy import LossFn, RolloutBatch, gather_logprobs, trim_padding
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 # ``OR1_KILL_WORKER_AT_UPDATE=N``: the last rank SIGKILLs itself when its N-th update
@@ -45,16 +45,26 @@ KILL_ENV = "OR1_KILL_WORKER_AT_UPDATE"
 def response_logits(
     model: torch.nn.Module, batch: RolloutBatch, temperature: float, device: torch.device
 ) -> torch.Tensor:
-    """[n, T, V] logits that predict the response tokens, scaled by the temperature.
+    """[n, T] -> [n, T, V] logits that predict the response tokens, at the temperature.
 
-    The same computation as ``LocalPolicy`` (test_ray checks the results agree).
+    The computation of ``LocalPolicy._response_logits`` (the LM head only on the
+    response positions); test_ray checks that both policies agree.
     """
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-    p = batch.prompt_length
-    return logits[:, p - 1 : -1].float() / temperature
+    p, width = batch.prompt_length, ids.shape[1]
+    keep = torch.arange(p - 1, width - 1, device=device)
+    logits = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+    ).logits.float()
+    return logits / temperature if temperature != 1.0 else logits
+
+
+def micro_batches(batch: RolloutBatch, n_micro: int) -> list[torch.Tensor]:
+    """Exactly ``n_micro`` row groups of similar lengths (less padding to trim)."""
+    order = torch.sort(batch.attention_mask.sum(-1), descending=True, stable=True).indices
+    return list(order.tensor_split(n_micro))
 
 
 def shard_model(model: torch.nn.Module, mesh: Any) -> None:
@@ -148,12 +158,13 @@ class ShardedPolicyWorker:
         if model is None:
             raise ValueError("this policy keeps no reference model")
         model.eval()
-        out = []
-        for idx in torch.arange(len(shard.batch)).tensor_split(shard.n_micro):
-            micro = shard.batch.select(idx)
+        out = torch.zeros(shard.batch.response_mask.shape)
+        for idx in micro_batches(shard.batch, shard.n_micro):
+            micro = trim_padding(shard.batch.select(idx))
             logits = response_logits(model, micro, temperature, self.device)
-            out.append(gather_logprobs(logits, micro.response_ids.to(self.device)).cpu())
-        return torch.cat(out)
+            logp = gather_logprobs(logits, micro.response_ids.to(self.device)).cpu()
+            out[idx, : logp.shape[1]] = logp
+        return out
 
     def update(
         self, shards: list[PolicyShard], loss_fn: LossFn, *, temperature: float
@@ -167,8 +178,8 @@ class ShardedPolicyWorker:
 
     def _step(self, shard: PolicyShard, loss_fn: LossFn, temperature: float) -> dict[str, float]:
         out: dict[str, float] = {"tokens": 0.0}
-        for idx in torch.arange(len(shard.batch)).tensor_split(shard.n_micro):
-            micro = shard.batch.select(idx)
+        for idx in micro_batches(shard.batch, shard.n_micro):
+            micro = trim_padding(shard.batch.select(idx))
             logits = response_logits(self.model, micro, temperature, self.device)
             logp = gather_logprobs(logits, micro.response_ids.to(self.device))
             loss, stats = loss_fn(logp, logits, micro, shard.totals)
