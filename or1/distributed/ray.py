@@ -346,6 +346,13 @@ def start_rollout(
             f"{placement.workers} on GPUs: each rollout worker shares a policy rank's GPU.",
             hint="set distributed.rollout_workers <= distributed.workers.",
         )
+    if spec.engine == "vllm" and spec.tensor_parallel_size > 1:
+        raise ConfigError(
+            f"rollout.tensor_parallel_size={spec.tensor_parallel_size} with "
+            "distributed.backend=ray: each vLLM engine shares one GPU with a policy rank.",
+            hint="use rollout.tensor_parallel_size=1, or distributed.backend=local to let "
+            "one vLLM engine span several GPUs.",
+        )
     cls = ray.remote(RolloutWorker)
     actors = [
         cls.options(**placement.options(j)).remote(
