@@ -44,8 +44,9 @@ def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
     if cfg.data.train is not None:
         from or1.data.sources import load_problems as load_files  # issue: real data
 
-        train = load_files(cfg.data.train)
-        test = load_files(cfg.data.test) if cfg.data.test else []
+        skip = cfg.data.skip_bad_rows
+        train = load_files(cfg.data.train, skip_bad_rows=skip)
+        test = load_files(cfg.data.test, skip_bad_rows=skip) if cfg.data.test else []
         return train, test
     if cfg.data.task == "tiny-arith":
         return arith.generate_splits(cfg.data.arith, cfg.train.seed)

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="plots and report.html of a run")
     rep.add_argument("run_dir", type=Path)
     sub.add_parser("presets", help="list the shipped presets")
+    from or1.data.cli import add_data_commands
+
+    add_data_commands(sub)
     return parser
 
 
@@ -51,6 +54,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = args.resume
     else:
         cfg = load_config(args.preset, args.overrides)
+        from or1.config import check_trainable
+
+        check_trainable(cfg)
         run_dir = _run_dir(cfg.runs_dir, cfg.name, cfg.preset)
         if (run_dir / "ckpt").exists():
             from or1.errors import ConfigError
@@ -99,7 +105,19 @@ def cmd_presets(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "presets": cmd_presets}
+def cmd_data(args: argparse.Namespace) -> int:
+    from or1.data.cli import cmd_data as run
+
+    return run(args)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "report": cmd_report,
+    "presets": cmd_presets,
+    "data": cmd_data,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

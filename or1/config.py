@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from or1.errors import ConfigError
 
+# RECIPE.md "Evaluation": the suffix of every math prompt (also added to bare questions).
+RECIPE_PROMPT_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -45,6 +48,9 @@ class ModelConfig(_Strict):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
     gradient_checkpointing: bool = False
+    # A Jinja chat template for a tokenizer that has none (a model.path without one is an
+    # error otherwise: prompts are always rendered with apply_chat_template).
+    chat_template: str | None = None
 
 
 class ArithConfig(_Strict):
@@ -73,14 +79,57 @@ class ReasoningGymConfig(_Strict):
     seed: int = Field(0, description="fixes the problems: the same splits for every train.seed")
 
 
+class OfflineFilterConfig(_Strict):
+    """``or1 data filter``: drop prompts the model to be trained solves 0/N or N/N."""
+
+    samples: dict[str, int] = Field(
+        {"math": 16, "code": 8}, description="N per ability (RECIPE.md: 16 math, 8 code)"
+    )
+    default_samples: int = Field(16, gt=0, description="N for an ability not in samples")
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    max_tokens: int | None = Field(None, gt=0, description="None: the first stage's length")
+    low: float = Field(0.0, ge=0, description="drop pass rates <= low")
+    high: float = Field(1.0, le=1, description="drop pass rates >= high")
+    shard_size: int = Field(32, gt=0, description="prompts per progress shard (resume unit)")
+    reuse: bool = Field(True, description="use extra_info.model_difficulty when present")
+    difficulty_key: str | None = Field(
+        None, description="key in a model_difficulty mapping; None: the model directory name"
+    )
+    difficulty_scale: int = Field(
+        16, gt=0, description="an integer model_difficulty counts correct samples of this many"
+    )
+
+
+class DedupConfig(_Strict):
+    """``or1 data dedup``: exact and near-duplicate removal, decontamination."""
+
+    exact: bool = True
+    near: bool = True
+    near_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard estimate")
+    shingle_words: int = Field(3, gt=0, description="words per shingle for MinHash")
+    num_perm: int = Field(128, gt=0)
+    decontaminate: bool = True
+    eval_sets: list[str] = Field(
+        ["aime24", "aime25"], description="benchmark names (eval.*) or parquet/jsonl paths"
+    )
+    ngram: int = Field(13, gt=0, description="word n-gram size for decontamination")
+    ngram_overlap: float = Field(
+        0.3, gt=0, le=1, description="shared n-grams / the smaller text's n-grams to drop"
+    )
+
+
 class DataConfig(_Strict):
-    """Where problems come from: a built-in task or files (parquet/jsonl)."""
+    """Where problems come from: a built-in task or files (parquet/jsonl/HF datasets)."""
 
     task: Literal["tiny-arith", "reasoning-gym"] | None = "tiny-arith"
     arith: ArithConfig = ArithConfig()
     reasoning_gym: ReasoningGymConfig = ReasoningGymConfig()
-    train: str | None = None
-    test: str | None = None
+    train: str | list[str] | None = None  # file, HF dataset dir, hf:name, or a list of them
+    test: str | list[str] | None = None
+    skip_bad_rows: bool = False  # False: a bad row is a DataError; True: skip and count
+    filter: OfflineFilterConfig = OfflineFilterConfig()
+    dedup: DedupConfig = DedupConfig()
 
 
 class WarmupConfig(_Strict):
@@ -118,9 +167,20 @@ class EntropyConfig(_Strict):
     coef: float = Field(0.0, ge=0, description="the coefficient when mode is fixed")
 
 
-class AlgoConfig(_Strict):
-    """The MAGIC loss and filters. Defaults are the paper's."""
+# Where the released training code departs from the paper (RECIPE.md); applied by
+# ``algo.variant=released-code`` to the settings a preset or override leaves unset.
+RELEASED_CODE_ALGO: dict[str, Any] = {"online_filter": False}
+RELEASED_CODE_ENTROPY: dict[str, Any] = {"delta": 1e-4, "coef_max": 0.005, "coef_min": 0.0}
 
+
+class AlgoConfig(_Strict):
+    """The MAGIC loss and filters. Defaults are the paper's.
+
+    ``variant: released-code`` takes the released code's values where it differs from the
+    paper (entropy delta 1e-4, coef cap 0.005, no online filter), unless set explicitly.
+    """
+
+    variant: Literal["paper", "released-code"] = "paper"
     clip_low: float = Field(0.2, ge=0, lt=1)
     clip_high: float = Field(0.2, ge=0)
     aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
@@ -136,6 +196,18 @@ class AlgoConfig(_Strict):
     # whose sampling log-probs differ from the trainer's.
     tis_cap: float | None = Field(None, gt=0)
     entropy: EntropyConfig = EntropyConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _released_code(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("variant") != "released-code":
+            return data
+        data = {**RELEASED_CODE_ALGO, **data}
+        entropy = data.get("entropy")
+        if isinstance(entropy, BaseModel):
+            entropy = entropy.model_dump(exclude_unset=True)
+        data["entropy"] = {**RELEASED_CODE_ENTROPY, **(entropy or {})}
+        return data
 
 
 class OptimConfig(_Strict):
@@ -183,7 +255,13 @@ class EvalConfig(_Strict):
     max_problems: int | None = Field(None, gt=0)
     before: bool = True
     after: bool = True
-    benchmarks: list[str] = []
+    benchmarks: list[str] = []  # e.g. [aime24, aime25]: names or parquet/jsonl paths
+    # A benchmark name resolves to benchmark_paths[name], else <data_dir>/<name>.parquet
+    # (or .jsonl); data_dir None: $OR1_EVAL_DATA, else shared/data/eval beside the repo.
+    data_dir: str | None = None
+    benchmark_paths: dict[str, str] = {}
+    # Appended to a benchmark's last user message when absent ("" leaves prompts as is).
+    prompt_suffix: str = RECIPE_PROMPT_SUFFIX
 
 
 class DistributedConfig(_Strict):
@@ -224,6 +302,28 @@ class Config(_Strict):
     def total_steps(self) -> int:
         total = sum(s.steps for s in self.stages)
         return min(total, self.train.max_steps) if self.train.max_steps else total
+
+
+def check_trainable(cfg: Config) -> None:
+    """Raise one ConfigError naming every input a training run lacks (presets for real
+    models ship without ``model.path`` and ``data.train``)."""
+    missing = []
+    if cfg.model.path is None and cfg.data.task is None:
+        missing.append(
+            "model.path (a local Hugging Face causal-LM directory whose tokenizer has a chat "
+            "template, e.g. model.path=/models/DeepSeek-R1-Distill-Qwen-7B)"
+        )
+    if cfg.data.train is None and cfg.data.task is None:
+        missing.append(
+            "data.train (verl/Skywork parquet, jsonl or a datasets directory, e.g. "
+            "data.train=/data/or1-7b.parquet)"
+        )
+    if missing:
+        raise ConfigError(
+            f"preset {cfg.preset} has no {' and no '.join(missing)}.",
+            hint=f"or1 train --preset {cfg.preset} model.path=DIR data.train=FILE; prepare the "
+            "data with `or1 data filter` and `or1 data dedup`.",
+        )
 
 
 PRESETS_PACKAGE = "or1.presets"

@@ -126,7 +126,7 @@ def write_eval_outputs(result: EvalResult, out_dir: Path) -> None:
 
 
 def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]:
-    """``or1 eval``: the preset's test split (or model.path) at the eval settings."""
+    """``or1 eval``: ``eval.benchmarks`` when set, else the preset's test split."""
     from or1.build import encode_prompt, load_model, load_problems, seed_everything
     from or1.engine.hf_rollout import HFRolloutEngine
     from or1.engine.models import stop_token_ids
@@ -134,6 +134,8 @@ def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]
     seed_everything(cfg.train.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    if cfg.eval.benchmarks:
+        return run_benchmarks(cfg, out_dir, show=show)
     train, test = load_problems(cfg)
     if not test:
         raise ConfigError("no evaluation problems: the preset has no test split (data.test).")
@@ -164,3 +166,99 @@ def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]
     )
     write_eval_outputs(result, out_dir)
     return {**result.summary(), "model": loaded.info.get("path"), "out_dir": str(out_dir)}
+
+
+def run_benchmarks(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]:
+    """avg@k on each of ``eval.benchmarks`` (e.g. aime24, aime25: local parquet files).
+
+    Writes per benchmark ``<name>_problems.csv``, ``<name>_samples.jsonl`` (every
+    sample) and ``<name>_summary.json``, and the table ``benchmarks.csv`` +
+    ``benchmarks.md`` (+ ``benchmarks.json``) over all of them.
+    """
+    from or1.build import encode_prompt, load_model, load_problems
+    from or1.data.sources import load_benchmark, resolve_benchmark, source_name
+    from or1.engine.hf_rollout import HFRolloutEngine
+    from or1.engine.models import stop_token_ids
+
+    e = cfg.eval
+    # Benchmarks load before the model, so a missing file fails in a second.
+    sets = {source_name(resolve_benchmark(n, e)): load_benchmark(n, e) for n in e.benchmarks}
+    loaded = load_model(cfg, [] if cfg.model.path else load_problems(cfg)[0], show=show)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    engine = HFRolloutEngine(
+        model,
+        pad_id=tokenizer.pad_token_id,
+        stop_ids=stop_token_ids(tokenizer, model),
+        max_batch_sequences=cfg.rollout.batch_size,
+        seed=cfg.train.seed,
+    )
+    params = SamplingParams(
+        n=e.samples,
+        temperature=e.temperature,
+        top_p=e.top_p,
+        max_tokens=e.max_tokens or cfg.stages[-1].max_response_length,
+    )
+    results = []
+    for label, problems in sets.items():
+        result = evaluate_problems(
+            engine,
+            problems[: e.max_problems] if e.max_problems else problems,
+            encode=lambda p: encode_prompt(tokenizer, p),
+            decode=lambda r: tokenizer.batch_decode(r, skip_special_tokens=True),
+            params=params,
+            label=label,
+            show=show,
+        )
+        write_eval_outputs(result, out_dir)
+        results.append(result)
+    table = write_benchmark_table(results, out_dir)
+    return {
+        "benchmarks": {r.label: r.summary() for r in results},
+        "table": table,
+        "sampling": {
+            "n": params.n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        },
+        "model": loaded.info.get("path"),
+        "out_dir": str(out_dir),
+    }
+
+
+def benchmark_rows(results: list[EvalResult]) -> list[dict[str, Any]]:
+    """One row per benchmark: avg@k and pass@k in percent, lengths, truncation, time."""
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {
+            "benchmark": r.label,
+            "problems": len(r.per_problem),
+            "k": r.k,
+            f"avg@{r.k}": round(100 * r.avg_at_k, 2),
+        }
+        row.update({f"pass@{k}": round(100 * v, 2) for k, v in r.pass_at_k.items()})
+        row.update(
+            mean_response_length=round(r.mean_response_length, 1),
+            truncation_ratio=round(r.truncation_ratio, 4),
+            seconds=round(r.seconds, 1),
+        )
+        rows.append(row)
+    return rows
+
+
+def write_benchmark_table(results: list[EvalResult], out_dir: Path) -> str:
+    """Write ``benchmarks.csv``, ``benchmarks.md`` and ``benchmarks.json``; return the
+    markdown table."""
+    rows = benchmark_rows(results)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "benchmarks.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    table = "\n".join(lines)
+    (out_dir / "benchmarks.md").write_text(table + "\n")
+    (out_dir / "benchmarks.json").write_text(json.dumps(rows, indent=1))
+    return table

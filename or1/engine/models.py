@@ -108,13 +108,24 @@ def load_pretrained(
             hint="point model.path at a directory written by save_pretrained.",
         )
     device = resolve_device(cfg)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(cfg, device))
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if cfg.chat_template:
+        tokenizer.chat_template = cfg.chat_template
+    if not getattr(tokenizer, "chat_template", None):
+        # Prompts are chat lists rendered with apply_chat_template; guessing a format
+        # would silently train on prompts the model was never tuned for.
+        raise ConfigError(
+            f"the tokenizer in model.path {path} has no chat template.",
+            hint="use a chat/instruct model (R1-Distill models ship one), add "
+            "chat_template to its tokenizer_config.json, or set model.chat_template.",
+        )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(cfg, device))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing:  # renamed activation checkpointing in transformers 5.2x
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
     return model.to(device), tokenizer
 
 

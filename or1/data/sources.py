@@ -1,0 +1,550 @@
+"""Problems from files: verl/Skywork parquet, jsonl, Hugging Face ``datasets``.
+
+Accepted row shapes (one per row, mixed freely inside a file):
+
+- verl / Skywork-OR1-RL-Data: ``prompt`` (chat list of ``{role, content}``), ``ability``
+  ("math" | "code" | a registered reward), ``reward_model.ground_truth`` (string; for code
+  a JSON string of tests), ``extra_info`` (mapping, e.g. ``index``, ``model_difficulty``),
+  ``data_source``.
+- plain: ``{question, answer}`` (also ``problem``/``solution`` is not guessed: only these
+  two names). The question becomes one user message; for math the recipe's suffix
+  ("Let's think step by step and output the final answer within \\boxed{}.") is
+  appended when absent.
+
+Sources: a ``.parquet`` file, a ``.jsonl`` file, a directory written by
+``datasets.save_to_disk``, any other directory (``datasets.load_dataset`` on it), or
+``hf:owner/name[:split]`` (the hub, when online). Every row is validated; a bad row is a
+``DataError`` naming file, row, field and reason, or, with ``skip_bad_rows``, skipped and
+counted (a warning with the counts by reason is logged at the end).
+
+uids: a row's ``uid`` (or ``extra_info.uid``) when present, else ``<file stem>-<row>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from or1.config import RECIPE_PROMPT_SUFFIX, EvalConfig
+from or1.data.problem import Problem
+from or1.errors import ConfigError, DataError, RewardError
+
+logger = logging.getLogger("or1.data")
+
+ROLES = ("system", "user", "assistant")
+TABLE_SUFFIXES = (".parquet", ".jsonl", ".json")
+HUB_PREFIX = "hf:"
+# The repository's sibling shared/ holds the evaluation sets (a fallback for eval.data_dir).
+REPO_EVAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "eval"
+
+Row = dict[str, Any]
+
+
+@dataclass
+class LoadReport:
+    """What one load read: rows seen, problems kept, bad rows skipped by reason."""
+
+    source: str
+    rows: int = 0
+    loaded: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)  # the first few bad-row messages
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in self.skipped.most_common())
+        return f"{self.source}: {self.loaded} of {self.rows} rows loaded" + (
+            f"; skipped {sum(self.skipped.values())} bad rows ({reasons})" if reasons else ""
+        )
+
+
+class BadRow(Exception):
+    """A row that fails validation: the field and the reason (short, countable)."""
+
+    def __init__(self, field_name: str, reason: str, detail: str = "") -> None:
+        self.field, self.reason, self.detail = field_name, reason, detail
+        super().__init__(f"{field_name}: {reason}")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_problems(
+    source: str | Path | Sequence[str | Path],
+    *,
+    skip_bad_rows: bool = False,
+    prompt_suffix: str | None = None,
+    split: str | None = None,
+) -> list[Problem]:
+    """Problems of one source or several (in order; uids must be unique across them).
+
+    Args:
+        source: a path (``.parquet``, ``.jsonl``, a datasets directory), ``hf:owner/name``
+            or a list of them.
+        skip_bad_rows: skip and count bad rows instead of raising.
+        prompt_suffix: append this to the last user message of every row lacking it
+            (evaluation sets); None leaves verl prompts untouched.
+        split: the split of a datasets source (None: all splits, concatenated).
+
+    Raises:
+        DataError: a missing or unreadable source, a bad row (file, row, field, reason),
+            duplicate uids.
+
+    Example:
+        >>> problems = load_problems("aime24.parquet")  # doctest: +SKIP
+        >>> problems[0].uid, problems[0].ground_truth
+        ('aime24-0', '204')
+    """
+    problems, _ = load_problems_with_report(
+        source, skip_bad_rows=skip_bad_rows, prompt_suffix=prompt_suffix, split=split
+    )
+    return problems
+
+
+def load_problems_with_report(
+    source: str | Path | Sequence[str | Path],
+    *,
+    skip_bad_rows: bool = False,
+    prompt_suffix: str | None = None,
+    split: str | None = None,
+) -> tuple[list[Problem], list[LoadReport]]:
+    """``load_problems`` plus one ``LoadReport`` per source."""
+    sources = [source] if isinstance(source, str | Path) else list(source)
+    if not sources:
+        raise DataError("no data source given.", hint="set data.train to a file or a list.")
+    problems: list[Problem] = []
+    reports: list[LoadReport] = []
+    for src in sources:
+        report = LoadReport(str(src))
+        for _, problem in iter_problems(
+            src,
+            skip_bad_rows=skip_bad_rows,
+            prompt_suffix=prompt_suffix,
+            split=split,
+            report=report,
+        ):
+            problems.append(problem)
+        reports.append(report)
+        if report.skipped:
+            logger.warning("%s", report.summary())
+    _check_unique(problems, sources)
+    return problems, reports
+
+
+def iter_problems(
+    source: str | Path,
+    *,
+    skip_bad_rows: bool = False,
+    prompt_suffix: str | None = None,
+    split: str | None = None,
+    report: LoadReport | None = None,
+) -> Iterator[tuple[int, Problem]]:
+    """(row index, Problem) of one source, validated row by row."""
+    report = report if report is not None else LoadReport(str(source))
+    name = source_name(source)
+    for index, row in read_rows(source, split=split):
+        report.rows += 1
+        try:
+            problem = row_to_problem(row, name=name, index=index, prompt_suffix=prompt_suffix)
+        except BadRow as bad:
+            message = (
+                f"{source}: row {index}: field '{bad.field}': {bad.reason}"
+                + (f" ({bad.detail})" if bad.detail else "")
+                + "."
+            )
+            if not skip_bad_rows:
+                raise DataError(
+                    message,
+                    hint="fix the row, or set data.skip_bad_rows=true to skip and count bad rows.",
+                ) from None
+            report.skipped[f"{bad.field}: {bad.reason}"] += 1
+            if len(report.examples) < 5:
+                report.examples.append(message)
+            continue
+        report.loaded += 1
+        yield index, problem
+
+
+def source_name(source: str | Path) -> str:
+    """A short name of a source: the file stem, or the dataset name."""
+    text = str(source)
+    if text.startswith(HUB_PREFIX):
+        return text[len(HUB_PREFIX) :].split(":")[0].rsplit("/", 1)[-1]
+    return Path(text).stem if Path(text).suffix in TABLE_SUFFIXES else Path(text).name
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_rows(source: str | Path, *, split: str | None = None) -> Iterator[tuple[int, Row]]:
+    """Raw rows (dicts) of a source with their index; no validation."""
+    text = str(source)
+    if text.startswith(HUB_PREFIX):
+        yield from enumerate(_hub_rows(text[len(HUB_PREFIX) :], split))
+        return
+    path = Path(text)
+    if not path.exists():
+        raise DataError(
+            f"data source {path} does not exist.",
+            hint="give a .parquet or .jsonl file, a datasets directory, or hf:owner/name.",
+        )
+    if path.is_dir():
+        yield from enumerate(_dataset_dir_rows(path, split))
+    elif path.suffix == ".parquet":
+        yield from enumerate(_parquet_rows(path))
+    elif path.suffix in (".jsonl", ".json"):
+        yield from _jsonl_rows(path)
+    else:
+        raise DataError(
+            f"data source {path}: unknown file type '{path.suffix}'.",
+            hint="use .parquet (verl format) or .jsonl.",
+        )
+
+
+def _parquet_rows(path: Path) -> Iterator[Row]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path)
+        for batch in file.iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path}: not a readable parquet file ({err}).") from None
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Row]]:
+    with open(path, encoding="utf-8") as fh:
+        index = -1
+        for line in fh:
+            if not line.strip():
+                continue
+            index += 1
+            try:
+                row = json.loads(line)
+            except ValueError as err:
+                raise DataError(
+                    f"{path}: row {index}: not valid JSON ({err}).",
+                    hint="a .jsonl file holds one JSON object per line.",
+                ) from None
+            yield index, row if isinstance(row, dict) else {"<row>": row}
+
+
+def _datasets_module() -> Any:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            "reading a Hugging Face dataset needs the 'datasets' package.",
+            hint="pip install datasets, or convert the data to parquet/jsonl.",
+        ) from None
+    return datasets
+
+
+def _dataset_dir_rows(path: Path, split: str | None) -> Iterator[Row]:
+    datasets = _datasets_module()
+    saved = (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+    try:
+        data = datasets.load_from_disk(str(path)) if saved else datasets.load_dataset(str(path))
+    except Exception as err:  # datasets raises many types for a bad directory
+        raise DataError(f"{path}: not a readable dataset directory ({err}).") from None
+    yield from _splits(data, split, str(path))
+
+
+def _hub_rows(name: str, split: str | None) -> Iterator[Row]:
+    datasets = _datasets_module()
+    repo, _, hub_split = name.partition(":")
+    chosen = split or hub_split or None
+    try:
+        data = datasets.load_dataset(repo, split=chosen) if chosen else datasets.load_dataset(repo)
+    except Exception as err:  # offline: ConnectionError; unknown name: FileNotFoundError
+        raise DataError(
+            f"could not load the dataset '{repo}' from the Hugging Face hub "
+            f"({type(err).__name__}: {str(err)[:200]}).",
+            hint="is this machine online? Otherwise download the dataset where it is "
+            "(e.g. `hf download --repo-type dataset NAME --local-dir DIR`) and point "
+            "data.train at the local directory or its parquet files.",
+        ) from None
+    yield from _splits(data, None, f"{HUB_PREFIX}{repo}")
+
+
+def _splits(data: Any, split: str | None, where: str) -> Iterator[Row]:
+    if not hasattr(data, "keys"):  # a single Dataset
+        yield from data
+        return
+    names = [split] if split else list(data.keys())
+    for name in names:
+        if name not in data:
+            raise DataError(
+                f"{where}: no split '{name}'.", hint=f"splits: {', '.join(data.keys())}."
+            )
+        yield from data[name]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def row_to_problem(row: Row, *, name: str, index: int, prompt_suffix: str | None = None) -> Problem:
+    """Validate one raw row into a Problem; raises ``BadRow`` naming the field."""
+    if "<row>" in row:
+        raise BadRow("<row>", "not a JSON object", type(row["<row>"]).__name__)
+    extra = _extra_info(row)
+    ability = _ability(row)
+    if row.get("prompt") is not None:
+        prompt = _prompt(row["prompt"])
+        truth = _ground_truth(row, ability)
+    elif row.get("question") is not None:
+        question = _text(row["question"], "question")
+        suffix = RECIPE_PROMPT_SUFFIX if ability == "math" else ""
+        prompt = [{"role": "user", "content": with_suffix(question, suffix)}]
+        truth = _answer(row, ability)
+    else:
+        raise BadRow("prompt", "missing", "a row needs 'prompt' (chat list) or 'question'")
+    if prompt_suffix:
+        prompt = _suffixed(prompt, prompt_suffix)
+    source = row.get("data_source")
+    if source is not None and not isinstance(source, str):
+        raise BadRow("data_source", "not a string", type(source).__name__)
+    uid = row.get("uid", extra.get("uid"))
+    return Problem(
+        uid=str(uid) if uid is not None else f"{name}-{index}",
+        prompt=prompt,
+        ground_truth=truth,
+        ability=ability,
+        data_source=source or name,
+        extra_info=extra,
+    )
+
+
+def with_suffix(text: str, suffix: str) -> str:
+    """``text`` ending with ``suffix`` (added after a space when absent)."""
+    if not suffix or suffix in text:
+        return text
+    return f"{text.rstrip()} {suffix}"
+
+
+def _suffixed(prompt: list[dict[str, str]], suffix: str) -> list[dict[str, str]]:
+    last = max(i for i, m in enumerate(prompt) if m["role"] == "user")
+    out = [dict(m) for m in prompt]
+    out[last]["content"] = with_suffix(out[last]["content"], suffix)
+    return out
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadRow(name, "not a string", type(value).__name__)
+    if not value.strip():
+        raise BadRow(name, "empty")
+    return value
+
+
+def _ability(row: Row) -> str:
+    from or1.rewards import REWARDS
+
+    ability = row.get("ability") or "math"
+    if not isinstance(ability, str):
+        raise BadRow("ability", "not a string", type(ability).__name__)
+    if ability not in REWARDS:
+        raise BadRow("ability", "unknown", f"'{ability}'; known: {', '.join(sorted(REWARDS))}")
+    return ability
+
+
+def _prompt(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, str):  # a bare string prompt: one user message
+        return [{"role": "user", "content": _text(value, "prompt")}]
+    if hasattr(value, "tolist"):  # numpy arrays from pandas-written parquet
+        value = value.tolist()
+    if not isinstance(value, list) or not value:
+        raise BadRow("prompt", "not a non-empty chat list", type(value).__name__)
+    messages = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise BadRow(f"prompt[{i}]", "not a {role, content} mapping")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise BadRow(f"prompt[{i}].role", "unknown role", f"{role!r}; use {'/'.join(ROLES)}")
+        messages.append({"role": role, "content": _text(content, f"prompt[{i}].content")})
+    if not any(m["role"] == "user" for m in messages):
+        raise BadRow("prompt", "no user message")
+    return messages
+
+
+def _ground_truth(row: Row, ability: str) -> str:
+    reward_model = row.get("reward_model")
+    if reward_model is None:
+        raise BadRow("reward_model", "missing")
+    if not isinstance(reward_model, dict):
+        raise BadRow("reward_model", "not a mapping", type(reward_model).__name__)
+    if reward_model.get("ground_truth") is None:
+        raise BadRow("reward_model.ground_truth", "missing")
+    return _truth(reward_model["ground_truth"], ability, "reward_model.ground_truth")
+
+
+def _answer(row: Row, ability: str) -> str:
+    if row.get("answer") is not None:
+        return _truth(row["answer"], ability, "answer")
+    if isinstance(row.get("reward_model"), dict):
+        return _ground_truth(row, ability)
+    raise BadRow("answer", "missing", "a 'question' row needs 'answer'")
+
+
+def _truth(value: Any, ability: str, name: str) -> str:
+    if ability == "code":
+        return _code_tests(value, name)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadRow(name, "not a string", type(value).__name__)
+    return _text(str(value), name)
+
+
+def _code_tests(value: Any, name: str) -> str:
+    """Code ground truth as a JSON string of tests that the code reward can run."""
+    from or1.rewards.code import parse_tests
+
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    text = _text(value, name)
+    try:
+        json.loads(text)
+    except ValueError as err:
+        raise BadRow(name, "not valid JSON", str(err)) from None
+    try:
+        parse_tests(text)
+    except RewardError as err:
+        raise BadRow(name, "not a test specification", err.message) from None
+    return text
+
+
+def _extra_info(row: Row) -> dict[str, Any]:
+    extra = row.get("extra_info")
+    if extra is None:
+        return {}
+    if isinstance(extra, str):  # some jsonl writers store it as a JSON string
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            raise BadRow("extra_info", "not a mapping", "a string that is not JSON") from None
+    if not isinstance(extra, dict):
+        raise BadRow("extra_info", "not a mapping", type(extra).__name__)
+    return drop_nulls(extra)
+
+
+def drop_nulls(value: Any) -> Any:
+    """A mapping without None values, recursively (parquet structs fill missing keys)."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _check_unique(problems: list[Problem], sources: Sequence[str | Path]) -> None:
+    seen: dict[str, int] = {}
+    for i, problem in enumerate(problems):
+        if problem.uid in seen:
+            raise DataError(
+                f"duplicate uid '{problem.uid}' in {', '.join(map(str, sources))} "
+                f"(problems {seen[problem.uid]} and {i}).",
+                hint="give each row a unique 'uid', or give the files different names.",
+            )
+        seen[problem.uid] = i
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def problem_to_row(problem: Problem) -> Row:
+    """A verl/Skywork row of a Problem (the inverse of ``row_to_problem``)."""
+    return {
+        "data_source": problem.data_source,
+        "prompt": [{"role": m["role"], "content": m["content"]} for m in problem.prompt],
+        "ability": problem.ability,
+        "reward_model": {"ground_truth": problem.ground_truth, "style": "rule"},
+        "extra_info": {"uid": problem.uid, **problem.extra_info},
+    }
+
+
+def write_parquet(rows: Iterable[Row], path: str | Path) -> Path:
+    """Write verl rows to ``path`` atomically (a temp file renamed into place)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = list(rows)
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # extra_info whose values differ in type across rows has no struct schema: store
+        # it as a JSON string (read back as a mapping by this module).
+        logger.warning("%s: extra_info differs in type across rows; stored as JSON", path)
+        rows = [{**r, "extra_info": json.dumps(r.get("extra_info") or {})} for r in rows]
+        table = pa.Table.from_pylist(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def write_jsonl(rows: Iterable[Row], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_rows(rows: Iterable[Row], path: str | Path) -> Path:
+    """Parquet or jsonl by the suffix of ``path``."""
+    if Path(path).suffix in (".jsonl", ".json"):
+        return write_jsonl(rows, path)
+    return write_parquet(rows, path)
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def eval_data_dir(cfg: EvalConfig) -> Path | None:
+    """``eval.data_dir``, else ``$OR1_EVAL_DATA``, else shared/data/eval beside the repo."""
+    configured = cfg.data_dir or os.environ.get("OR1_EVAL_DATA")
+    if configured:
+        return Path(configured)
+    return REPO_EVAL_DIR if REPO_EVAL_DIR.is_dir() else None
+
+
+def resolve_benchmark(name: str, cfg: EvalConfig) -> Path:
+    """The file of a benchmark: a name (aime24) or a path.
+
+    Raises:
+        ConfigError: no file found (the message says where it looked).
+    """
+    if name in cfg.benchmark_paths:
+        candidates = [Path(cfg.benchmark_paths[name])]
+    elif Path(name).suffix in TABLE_SUFFIXES or os.sep in name:
+        candidates = [Path(name)]
+    else:
+        root = eval_data_dir(cfg)
+        candidates = [root / f"{name}{s}" for s in TABLE_SUFFIXES] if root else []
+    for path in candidates:
+        if path.exists():
+            return path
+    looked = ", ".join(map(str, candidates)) or "no data directory"
+    raise ConfigError(
+        f"benchmark '{name}': no file found (looked at {looked}).",
+        hint="set eval.data_dir or $OR1_EVAL_DATA to the directory holding "
+        f"{name}.parquet, or eval.benchmark_paths.{name}=FILE.",
+    )
+
+
+def load_benchmark(name: str, cfg: EvalConfig) -> list[Problem]:
+    """The problems of a benchmark, with the eval prompt suffix ensured."""
+    path = resolve_benchmark(name, cfg)
+    problems = load_problems(path, prompt_suffix=cfg.prompt_suffix or None)
+    if not problems:
+        raise DataError(f"benchmark '{name}' ({path}) has no rows.")
+    return problems
