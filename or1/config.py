@@ -255,6 +255,7 @@ class EvalConfig(_Strict):
     max_problems: int | None = Field(None, gt=0)
     before: bool = True
     after: bool = True
+    every: int | None = Field(None, gt=0, description="also evaluate every N steps")
     benchmarks: list[str] = []  # e.g. [aime24, aime25]: names or parquet/jsonl paths
     # A benchmark name resolves to benchmark_paths[name], else <data_dir>/<name>.parquet
     # (or .jsonl); data_dir None: $OR1_EVAL_DATA, else shared/data/eval beside the repo.
@@ -363,6 +364,9 @@ def read_preset(preset: str) -> dict[str, Any]:
     return data
 
 
+_YAML11_WORDS = {"on", "off", "yes", "no", "y", "n"}
+
+
 def apply_override(data: dict[str, Any], override: str) -> None:
     """Set one dotted ``key.sub=value`` in a raw settings mapping (value parsed as YAML)."""
     key, sep, raw = override.partition("=")
@@ -375,6 +379,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else raw
     except yaml.YAMLError:
         value = raw
+    if raw.strip().lower() in _YAML11_WORDS:
+        value = raw.strip()  # `mode=off` means the string "off", not YAML 1.1's False
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):

@@ -117,6 +117,9 @@ class Trainer:
     def evaluate(self, label: str) -> EvalResult:
         e = self.cfg.eval
         problems = self.test_problems[: e.max_problems] if e.max_problems else self.test_problems
+        # Evaluations must not shift the training sampler's random stream: a run resumed
+        # from a checkpoint taken before an eval must continue exactly.
+        rng = self.engine.rng_state()
         result = evaluate_problems(
             self.engine,
             problems,
@@ -131,6 +134,7 @@ class Trainer:
             label=label,
             show=self.show,
         )
+        self.engine.set_rng_state(rng)
         write_eval_outputs(result, self.run_dir / "eval")
         return result
 
@@ -355,6 +359,8 @@ class Trainer:
                 stage_end = self.step == sum(s.steps for s in cfg.stages[: index + 1])
                 if self.step % cfg.train.checkpoint_every == 0 or stage_end or self.step == total:
                     self.save()
+                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < total:
+                    logger.log_eval(self.step, self.evaluate(f"step_{self.step}").summary())
                 _fault_injection(self.step)
             final = self.evaluate("final") if cfg.eval.after else None
             if final is not None:

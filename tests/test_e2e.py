@@ -66,7 +66,7 @@ def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path
 
 def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    args = ["train", "--quiet", *small_args]
+    args = ["train", "--quiet", *small_args, "eval.every=2"]
     full = _or1([*args, "name=straight"])
     assert full.returncode == 0, full.stderr[-3000:]
     killed = _or1([*args, "name=crashed"], env={"OR1_KILL_AFTER_STEP": "5"})
@@ -92,6 +92,11 @@ def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path) -> No
     sa = json.loads((runs / "straight" / "summary.json").read_text())
     sb = json.loads((crashed / "summary.json").read_text())
     assert sa["final_avg_at_k"] == sb["final_avg_at_k"]
+    evals_a = (runs / "straight" / "eval.jsonl").read_text().splitlines()
+    evals_b = (crashed / "eval.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in evals_b] == [0, 2, 4, 6]
+    for ea, eb in zip(evals_a, evals_b, strict=True):
+        assert json.loads(ea)["avg_at_k"] == json.loads(eb)["avg_at_k"]
 
 
 def test_cli_errors_are_one_paragraph_without_traceback() -> None:
