@@ -14,9 +14,10 @@ batch composition.
 
 Weights: after each policy update the trainer's state dict is written once to a file
 (/dev/shm when present) and every vLLM worker (all tensor-parallel ranks) loads it
-through ``LLM.collective_rpc`` into ``model_runner.model.load_weights``, the worker
-extension API vLLM's RLHF examples use; the prefix cache is then reset (its KV entries
-were computed with the old weights). A multi-GPU deployment can replace the file hop
+through ``LLM.collective_rpc`` and a worker extension (the API vLLM's RLHF examples use):
+the worker's in-place ``reload_weights`` where vLLM has it, else
+``model_runner.model.load_weights``; the prefix cache is then reset (its KV entries were
+computed with the old weights). A multi-GPU deployment can replace the file hop
 with an NCCL broadcast (vLLM's ``StatelessProcessGroup``) behind the same method.
 """
 
@@ -48,7 +49,13 @@ class WeightLoader:
     def or1_load_weights(self, path: str) -> int:
         """Load a torch-saved state dict file into this worker's model shard."""
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-        self.model_runner.model.load_weights(weights=state.items())
+        reload = getattr(self, "reload_weights", None)
+        if reload is not None:
+            # vLLM >= 0.3x: in place, also where the loader repacked weights into kernel
+            # layouts (e.g. its CPU linear layers), which plain load_weights cannot redo.
+            reload(weights_iterator=iter(state.items()), is_checkpoint_format=True)
+        else:  # older vLLM (the RLHF examples' path)
+            self.model_runner.model.load_weights(weights=state.items())
         return len(state)
 
 

@@ -23,9 +23,11 @@ ray = pytest.importorskip("ray")
 
 from or1.config import OptimConfig, TinyModelConfig  # noqa: E402
 from or1.distributed.fsdp import KILL_ENV  # noqa: E402
-from or1.distributed.ray import Placement, start_policy  # noqa: E402
+from or1.distributed.ray import Placement, start_policy, start_rollout  # noqa: E402
+from or1.engine.factory import RolloutSpec, build_rollout_engine  # noqa: E402
 from or1.engine.models import build_tiny_model, build_tiny_tokenizer  # noqa: E402
 from or1.engine.policy import LocalPolicy, RolloutBatch  # noqa: E402
+from or1.engine.rollout import SamplingParams  # noqa: E402
 from or1.objective import ObjectiveSettings, magic_loss  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -123,6 +125,51 @@ def test_fsdp_update_equals_local_update(ray_cluster: None) -> None:
         ray.util.remove_placement_group(placement.group)
 
 
+def test_rollout_workers_split_by_group_sync_weights_and_replay(ray_cluster: None) -> None:
+    """2 HF rollout workers sample exactly what 2 local engines seeded like them sample
+    (worker j: seed + j * WORKER_SEED_STRIDE, prompts split by whole groups)."""
+    model = _model().eval()
+    spec = RolloutSpec(engine="hf", pad_id=0, stop_ids=(2,), max_batch_sequences=64, seed=5)
+    placement = Placement.reserve(2, use_gpu=False)
+    rollout = start_rollout(placement, ray.put(model), spec, workers=2, threads=1)
+    prompts = [[1, 7, 9], [1, 8], [1, 5, 5, 6]]
+    params = SamplingParams(n=2, max_tokens=6)
+
+    def expected(m: torch.nn.Module) -> tuple[list, list]:
+        tokens, logps = [], []
+        for j, part in enumerate([prompts[:2], prompts[2:]]):
+            engine = build_rollout_engine(spec, m, worker_index=j)  # seed + j * STRIDE
+            out = engine.generate(part, params)
+            tokens += out.response_ids
+            logps += out.logprobs
+        return tokens, logps
+
+    try:
+        state = rollout.rng_state()
+        assert len(state["workers"]) == 2
+        got = rollout.generate(prompts, params)
+        assert got.group_ids == [0, 0, 1, 1, 2, 2] and got.prompt_ids[4] == prompts[2]
+        tokens, logps = expected(copy.deepcopy(model))
+        assert got.response_ids == tokens
+        for a, b in zip(got.logprobs, logps, strict=True):
+            assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
+        # New weights reach every worker (through one object-store copy).
+        moved = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in moved.parameters():
+                p.mul_(1.5)
+        rollout.load_weights(ray.put(moved.state_dict()))
+        rollout.set_rng_state(state)  # replay the same random streams
+        again = rollout.generate(prompts, params)
+        tokens, logps = expected(moved)
+        assert again.response_ids == tokens and again.response_ids != got.response_ids
+        for a, b in zip(again.logprobs, logps, strict=True):
+            assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
+    finally:
+        rollout.group.kill()
+        ray.util.remove_placement_group(placement.group)
+
+
 # ---- (b) and (c): the CLI end to end -------------------------------------------------
 TIMING = {
     "rollout_seconds",
@@ -142,6 +189,7 @@ UPDATE_ARGS = [
     "algo.entropy.coef=0.05",
     "optim.lr=1e-2",
     "train.max_steps=3",
+    "eval.max_problems=4",  # evaluations still run (through the rollout workers), briefly
 ]
 RAY_ARGS = [
     "distributed.backend=ray",

@@ -168,6 +168,28 @@ def test_load_weights_reaches_every_worker_then_resets_the_prefix_cache() -> Non
     assert engine.llm.resets == 1
 
 
+class ReloadingWorker(FakeWorker):
+    """A newer vLLM worker: it has an in-place ``reload_weights`` (preferred)."""
+
+    def reload_weights(self, *, weights_iterator: Any, is_checkpoint_format: bool) -> None:
+        assert is_checkpoint_format
+        self.reloaded = dict(weights_iterator)
+        self.model_runner.model.load_state_dict(self.reloaded)
+
+
+def test_load_weights_prefers_the_workers_in_place_reload() -> None:
+    engine = _engine()
+    torch.manual_seed(0)
+    worker = ReloadingWorker(_tiny())
+    engine.llm.workers = [worker]
+    torch.manual_seed(1)
+    policy = _tiny()
+    engine.load_weights(policy.state_dict())
+    assert set(worker.reloaded) == set(policy.state_dict())
+    for name, value in policy.state_dict().items():
+        assert torch.equal(worker.model_runner.model.state_dict()[name], value), name
+
+
 def test_missing_vllm_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     with pytest.raises(ConfigError, match=r"or1\[vllm\]"):
