@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="plots and report.html of a run")
     rep.add_argument("run_dir", type=Path)
     sub.add_parser("presets", help="list the shipped presets")
+    from or1.study import add_arguments as add_study_arguments
+
+    add_study_arguments(sub.add_parser("study", help="the entropy study (paper findings)"))
     from or1.data.cli import add_data_commands
 
     add_data_commands(sub)
@@ -111,7 +114,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from or1.study import main as run
+
+    return run(args)
+
+
 COMMANDS = {
+    "study": cmd_study,
     "train": cmd_train,
     "eval": cmd_eval,
     "report": cmd_report,
