@@ -48,6 +48,8 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
         "base": summary["base_avg_at_k"],
         "final": summary["final_avg_at_k"],
         "gain": summary["final_avg_at_k"] - summary["base_avg_at_k"],
+        "base_boxed": boxed_accuracy(run_dir / "eval" / "base_samples.jsonl"),
+        "final_boxed": boxed_accuracy(run_dir / "eval" / "final_samples.jsonl"),
         "steps": len(step_seconds),
         "seconds_per_step": statistics.median(step_seconds) if step_seconds else None,
         "wall_seconds": round(time.perf_counter() - start, 1),
@@ -55,6 +57,19 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
     }
     log(json.dumps(result))
     return result
+
+
+def boxed_accuracy(samples: Path) -> float | None:
+    """Accuracy counting only rewarded samples that put their answer in \\boxed{}.
+
+    Math-Verify also reads un-boxed text, and on chain_sum restating the question's
+    expression ("7 + 4 - 2") parses to the right value: this stricter number shows how
+    much of a gain comes from answering in the asked format rather than from echoes.
+    """
+    if not samples.is_file():
+        return None
+    rows = [json.loads(line) for line in samples.open()]
+    return sum(r["reward"] == 1.0 and "\\boxed" in r["response"] for r in rows) / len(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
