@@ -52,7 +52,6 @@ def rollout_spec(
     model_dir = None
     if r.engine == "vllm":
         model_dir = cfg.model.path or _save_for_vllm(model, tokenizer)
-    longest = max(s.max_response_length for s in cfg.stages)
     return RolloutSpec(
         engine=r.engine,
         pad_id=tokenizer.pad_token_id,
@@ -63,8 +62,16 @@ def rollout_spec(
         tensor_parallel_size=r.tensor_parallel_size,
         gpu_memory_utilization=r.gpu_memory_utilization,
         dtype=cfg.model.dtype,
-        max_model_len=r.max_prompt_length + max(longest, cfg.eval.max_tokens or 0),
+        max_model_len=_max_model_len(cfg, model),
     )
+
+
+def _max_model_len(cfg: Config, model: PreTrainedModel) -> int:
+    """Prompt + response tokens, within what the model's positions allow."""
+    longest = max(s.max_response_length for s in cfg.stages)
+    wanted = cfg.rollout.max_prompt_length + max(longest, cfg.eval.max_tokens or 0)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    return min(wanted, int(limit)) if limit else wanted
 
 
 def _save_for_vllm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> str:

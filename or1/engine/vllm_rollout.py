@@ -79,9 +79,10 @@ class VLLMRolloutEngine:
         seed: seeds the per-request seeds.
         tensor_parallel_size: GPUs of this engine.
         gpu_memory_utilization: the share of GPU memory vLLM takes (weights + KV cache).
-        dtype: "auto" (the checkpoint's), "bfloat16" or "float32".
+        dtype: "auto" (the checkpoint's on GPU, float32 on CPU), "bfloat16" or "float32".
         max_model_len: prompt + response tokens per sequence.
-        enforce_eager: no CUDA graphs (faster start, slower decode).
+        enforce_eager: no CUDA graphs / compilation (faster start, slower decode);
+            None: eager only when no CUDA device is visible (vLLM on CPU).
         vllm: the vllm module (tests pass a stand-in); None imports it.
     """
 
@@ -95,12 +96,17 @@ class VLLMRolloutEngine:
         gpu_memory_utilization: float = 0.5,
         dtype: str = "auto",
         max_model_len: int | None = None,
-        enforce_eager: bool = False,
+        enforce_eager: bool | None = None,
         vllm: Any = None,
     ) -> None:
         self.vllm = vllm if vllm is not None else import_vllm()
         self.stop_ids = list(stop_ids)
         self.generator = torch.Generator().manual_seed(seed)
+        on_cpu = not torch.cuda.is_available()
+        if enforce_eager is None:
+            enforce_eager = on_cpu
+        if dtype == "auto" and on_cpu:
+            dtype = "float32"  # as the trainer on CPU (vLLM's auto would take bf16)
         self.llm = self.vllm.LLM(
             model=str(model_dir),
             seed=seed,
