@@ -86,11 +86,13 @@ def test_fsdp_update_equals_local_update(ray_cluster: None) -> None:
     local_model = _model()
     batch = _batch(local_model.config.vocab_size)
     ray_model = copy.deepcopy(local_model)
-    local = LocalPolicy(local_model, optim, micro_batch_size=2)
+    local = LocalPolicy(local_model, optim, micro_batch_size=2, keep_reference=True)
     # Two optimizer steps (mini-batches of 4 and 3 rows) exercise the AdamW state too.
     minis = [torch.arange(4), torch.arange(4, 7)]
     placement = Placement.reserve(2, use_gpu=False)
-    sharded = start_policy(placement, ray_model, optim, micro_batch_size=2, threads=1)
+    sharded = start_policy(
+        placement, ray_model, optim, micro_batch_size=2, threads=1, keep_reference=True
+    )
     try:
         before_local = local.logprobs(batch)
         before_ray = sharded.logprobs(batch)
@@ -107,6 +109,8 @@ def test_fsdp_update_equals_local_update(ray_cluster: None) -> None:
         print("max |param diff| after 2 steps:", float(diff))
         assert float(diff) <= PARAM_ATOL, float(diff)
         assert float((_flat(exported) - _flat(_model())).abs().max()) > 1e-4  # it moved
+        # The (sharded) reference model still scores with the start weights (KL ablation).
+        assert torch.allclose(sharded.logprobs(batch, reference=True), before_local, atol=1e-6)
         # The optimizer state comes back in LocalPolicy's layout with the same values.
         opt_local, opt_ray = local.optimizer_state(), sharded.optimizer_state()
         assert opt_local["param_groups"][0]["params"] == opt_ray["param_groups"][0]["params"]
