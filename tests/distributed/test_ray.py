@@ -17,18 +17,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import ray
 import torch
 
-ray = pytest.importorskip("ray")
-
-from or1.config import OptimConfig, TinyModelConfig  # noqa: E402
-from or1.distributed.fsdp import KILL_ENV  # noqa: E402
-from or1.distributed.ray import Placement, start_policy, start_rollout  # noqa: E402
-from or1.engine.factory import RolloutSpec, build_rollout_engine  # noqa: E402
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer  # noqa: E402
-from or1.engine.policy import LocalPolicy, RolloutBatch  # noqa: E402
-from or1.engine.rollout import SamplingParams  # noqa: E402
-from or1.objective import ObjectiveSettings, magic_loss  # noqa: E402
+from or1.config import OptimConfig, TinyModelConfig
+from or1.distributed.fsdp import KILL_ENV
+from or1.distributed.ray import Placement, start_policy, start_rollout
+from or1.engine.factory import RolloutSpec, build_rollout_engine
+from or1.engine.models import build_tiny_model, build_tiny_tokenizer
+from or1.engine.policy import LocalPolicy, RolloutBatch
+from or1.engine.rollout import SamplingParams
+from or1.objective import ObjectiveSettings, magic_loss
 
 pytestmark = pytest.mark.slow
 
