@@ -32,6 +32,16 @@ MODEL_25M = {
 }
 
 
+THREADS_HELP = (
+    "torch threads for every engine in the run (default 1: on this shared 2-core machine "
+    "2-thread runs collapse whenever another process holds a core)"
+)
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+
+
 def log(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
 

@@ -60,9 +60,7 @@ def rollout_batch(model: Any, tok: Any, prompts: list[list[int]], cfg: Any) -> R
 
 def measure(name: str, model: Any, tok: Any, prompts: list, cfg: Any, repeats: int) -> dict:
     batch = rollout_batch(model, tok, prompts, cfg)
-    policy = LocalPolicy(
-        model, OptimConfig(lr=1e-5), micro_batch_size=cfg.train.micro_batch_size
-    )
+    policy = LocalPolicy(model, OptimConfig(lr=1e-5), micro_batch_size=cfg.train.micro_batch_size)
     loss = magic_loss(ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.001))
     rows = [torch.arange(len(batch))]
     policy.update(batch, loss, mini_batches=rows)  # warm-up (allocator, optimizer state)
@@ -96,7 +94,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-25m", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help=C.THREADS_HELP)
     args = ap.parse_args()
+    C.set_threads(args.threads)
     cfg, loaded, _, test = C.tiny_arith(["algo.reject_uniform_groups=false"])
     tok, model = loaded.tokenizer, loaded.model
     prompts = C.prompts_of(tok, test[:32])

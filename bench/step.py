@@ -44,7 +44,7 @@ def write_problems(problems: list, path: Path) -> None:
 class TRLWorker:
     """The TRL side: one step per ``step()`` call, timed inside the worker."""
 
-    def __init__(self, model_dir: str, data: Path, steps: int) -> None:
+    def __init__(self, model_dir: str, data: Path, steps: int, threads: int) -> None:
         python = _trl_env.ensure()
         cmd = [
             str(python),
@@ -52,6 +52,7 @@ class TRLWorker:
             *("--model", model_dir, "--data", str(data), "--mode", "step"),
             *("--prompts", str(PROMPTS), "--group", str(GROUP)),
             *("--max-tokens", str(MAX_TOKENS), "--lr", str(LR), "--steps", str(steps)),
+            *("--threads", str(threads)),
         ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._read()  # {"ready": true}
@@ -77,26 +78,39 @@ class TRLWorker:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help=C.THREADS_HELP)
     args = ap.parse_args()
+    C.set_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="or1-bench-step-"))
     stage = f"{{steps: 100, max_response_length: {MAX_TOKENS}, batch_size: {PROMPTS}, "
     stage += f"mini_batch_size: {PROMPTS}, group_size: {GROUP}}}"
     cfg, loaded, train, _ = C.tiny_arith(
-        [f"stages=[{stage}]", f"optim.lr={LR}", f"runs_dir={tmp}", "logging.tensorboard=false"]
+        [
+            f"stages=[{stage}]",
+            f"optim.lr={LR}",
+            f"runs_dir={tmp}",
+            "logging.tensorboard=false",
+            f"train.threads={args.threads}",
+        ]
     )
     trainer = Trainer(cfg, tmp / "or1", show_progress=False)
     write_problems(train, tmp / "train.jsonl")
-    trl = TRLWorker(loaded.info["path"], tmp / "train.jsonl", steps=args.repeats + 1)
+    trl = TRLWorker(
+        loaded.info["path"], tmp / "train.jsonl", steps=args.repeats + 1, threads=args.threads
+    )
     times: dict[str, list[float]] = {"or1": [], "trl": []}
+    parts: list[dict[str, float]] = []
     try:
         for r in range(args.repeats + 1):
             trainer.step += 1
             t0 = time.perf_counter()
-            trainer.train_step(cfg.stages[0])
+            metrics = trainer.train_step(cfg.stages[0])
             or1_s = time.perf_counter() - t0
             trl_s = trl.step()
             C.log(f"  step {r} (0 = warm-up): or1 {or1_s:.2f} s, trl {trl_s:.2f} s")
             if r > 0:
+                keys = ("rollout_seconds", "reward_seconds", "update_seconds")
+                parts.append({k: round(float(metrics.get(k, 0.0)), 3) for k in keys})
                 times["or1"].append(or1_s)
                 times["trl"].append(trl_s)
     finally:
@@ -109,7 +123,14 @@ def main() -> None:
             "ratio": round(trl_t / or1_t, 2),
             "seconds_or1_all": [round(s, 3) for s in times["or1"]],
             "seconds_trl_all": [round(s, 3) for s in times["trl"]],
-            "settings": {"prompts": PROMPTS, "group": GROUP, "max_tokens": MAX_TOKENS, "lr": LR},
+            "or1_parts": parts,
+            "settings": {
+                "prompts": PROMPTS,
+                "group": GROUP,
+                "max_tokens": MAX_TOKENS,
+                "lr": LR,
+                "threads": args.threads,
+            },
             "trl": _trl_env.TRL_VERSION,
             "machine": C.machine(),
         }

@@ -144,6 +144,33 @@ def trim_padding(batch: RolloutBatch) -> RolloutBatch:
     return RolloutBatch(**values)
 
 
+def _checkpointing(model: PreTrainedModel) -> bool:
+    """Activation checkpointing on (it drops the KV cache the shared-prompt path needs)."""
+    name = "is_activation_checkpointing"  # transformers >= 5.2x; older: is_gradient_...
+    if not hasattr(type(model), name):
+        name = "is_gradient_checkpointing"
+    return bool(getattr(model, name, False))
+
+
+def shared_prompts(batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(a row of each group [B], each row's group [n]) when rows share prompts by group.
+
+    None when no group has two rows here or when some group's rows differ in their
+    prompt (then the prompt cannot be run once for the group).
+    """
+    _, group = torch.unique(batch.group_ids, return_inverse=True)
+    count = int(group.max()) + 1 if len(group) else 0
+    if count == len(batch):
+        return None
+    rows = torch.arange(len(batch))
+    first = torch.full((count,), len(batch)).scatter_reduce(0, group, rows, "amin")
+    p = batch.prompt_length
+    for field in (batch.input_ids, batch.attention_mask):
+        if not torch.equal(field[:, :p], field[first, :p][group]):
+            return None
+    return first, group
+
+
 class LocalPolicy:
     """A policy in this process (CPU or one GPU): AdamW, grad clipping, micro-batching.
 
@@ -174,7 +201,11 @@ class LocalPolicy:
         self.reference = (
             copy.deepcopy(model).eval().requires_grad_(False) if keep_reference else None
         )
-        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        params = inspect.signature(model.forward).parameters
+        self._keeps_logits = "logits_to_keep" in params
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # Run each group's shared prompt once (see shared_prompts); exact up to rounding.
+        self.share_prompts = self._keeps_logits
 
     @property
     def device(self) -> torch.device:
@@ -183,29 +214,81 @@ class LocalPolicy:
     def _response_logits(
         self, model: PreTrainedModel, batch: RolloutBatch, temperature: float
     ) -> torch.Tensor:
-        ids = batch.input_ids.to(self.device)
-        mask = batch.attention_mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        p, width = batch.prompt_length, ids.shape[1]
-        # Logits at column c predict the token at c + 1: only columns P-1 .. end-1 are
-        # needed, so the LM head (and its backward) skips the prompt positions.
-        keep = {"logits_to_keep": torch.arange(p - 1, width - 1, device=self.device)}
-        if not self._keeps_logits:
-            keep = {}
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **keep).logits
-        if not keep:
-            logits = logits[:, p - 1 : -1]
+        """[n, T, V] logits that score the response tokens (float32, at ``temperature``)."""
+        groups = shared_prompts(batch) if self.share_prompts else None
+        if groups is not None and not _checkpointing(model):
+            logits = self._shared_prompt_logits(model, batch, *groups)
+        else:
+            logits = self._full_logits(model, batch)
         if logits.dtype != torch.float32:
             logits = logits.float()
         # Like verl, the policy is scored at the sampling temperature (the paper samples
         # at 1.0, where this is a no-op and no copy is made).
         return logits / temperature if temperature != 1.0 else logits
 
+    def _full_logits(self, model: PreTrainedModel, batch: RolloutBatch) -> torch.Tensor:
+        ids = batch.input_ids.to(self.device)
+        mask = batch.attention_mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        p, width = batch.prompt_length, ids.shape[1]
+        # Logits at column c predict the token at c + 1: only columns P-1 .. end-1 are
+        # needed, so the LM head (and its backward) skips the prompt positions.
+        if self._keeps_logits:
+            keep = torch.arange(p - 1, width - 1, device=self.device)
+            return model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+            ).logits
+        return model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[
+            :, p - 1 : -1
+        ]
+
+    def _shared_prompt_logits(
+        self, model: PreTrainedModel, batch: RolloutBatch, first: torch.Tensor, group: torch.Tensor
+    ) -> torch.Tensor:
+        """The same logits, with each group's prompt run once (autograd flows through the
+        shared prompt K/V into every response of the group).
+
+        Args:
+            first: [B] a row of each group; group: [n] the group (index into first) of each row.
+        """
+        p, t = batch.prompt_length, batch.input_ids.shape[1] - batch.prompt_length
+        ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+        first, group = first.to(self.device), group.to(self.device)
+        prompt_mask = mask[first, :p]
+        prompt_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(
+            input_ids=ids[first, :p],
+            attention_mask=prompt_mask,
+            position_ids=prompt_pos,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        head = out.logits[:, -1:][group]  # [n, 1, V]: predicts response token 0
+        if t == 1:
+            return head
+        cache = getattr(out, "cache", None) or out.past_key_values
+        cache.batch_select_indices(group)  # differentiable: each row reads its group's K/V
+        # Response token j sits at position len(prompt) + j, as in the full forward.
+        steps = torch.arange(1, t, device=self.device)
+        rest = model(
+            input_ids=ids[:, p : p + t - 1],
+            attention_mask=torch.cat([prompt_mask[group], mask[:, p : p + t - 1]], dim=1),
+            position_ids=prompt_pos[group, -1:] + steps,
+            **{self._cache_kw: cache},
+            use_cache=True,
+        ).logits
+        return torch.cat([head, rest], dim=1)
+
     def _micro_batches(self, index: torch.Tensor, batch: RolloutBatch) -> Iterator[torch.Tensor]:
-        """Split ``index`` into micro-batches of similar lengths (less padding to trim)."""
+        """Split ``index`` into micro-batches; groups stay together (their prompt is run
+        once) and are ordered by their longest row (less padding to trim)."""
         if len(index) > self.micro_batch_size:
-            lengths = batch.attention_mask[index].sum(-1)
-            index = index[torch.sort(lengths, descending=True, stable=True).indices]
+            lengths = batch.attention_mask[index].sum(-1).float()
+            _, group = torch.unique(batch.group_ids[index], return_inverse=True)
+            longest = torch.zeros(int(group.max()) + 1).scatter_reduce(0, group, lengths, "amax")
+            index = index[torch.sort(group, stable=True).indices]
+            group = group[torch.sort(group, stable=True).indices]
+            index = index[torch.sort(longest[group], descending=True, stable=True).indices]
         yield from index.split(self.micro_batch_size)
 
     @torch.no_grad()
