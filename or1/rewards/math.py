@@ -25,8 +25,12 @@ Choices and departures, stated once:
   hangs is killed. If no pool can be started there (e.g. inside a daemonic
   multiprocessing worker), it parses without a timeout on the bounded text and says so
   once in the log: that path can hang on adversarial LaTeX.
-- Math-Verify's own timeouts are per operation: parsing the response (5 s), parsing the
-  gold (5 s) and each comparison (5 s), so a pathological answer costs ~10 s at worst.
+- Timeouts are per operation: parsing the response (5 s), parsing the gold (5 s) and the
+  comparison (5 s, all of `verify`), so a pathological answer costs ~15 s at worst. They
+  are ours (`_time_limit`), not Math-Verify's: its one-shot SIGALRM raises once, and an
+  exception raised while a gc callback or `__del__` runs is swallowed by Python ("Exception
+  ignored in ..."), e.g. inside hypothesis's gc timer, which then let parsing run on
+  unbounded. Ours re-fires every `_RETRY_S` until the operation has stopped.
 - Math-Verify logs every timeout with the full text at WARNING; its logger is set to
   ERROR here so 1 MB responses do not flood the training log.
 - A missing/empty ground truth is the caller's fault: `RewardError`. No exception from
@@ -35,9 +39,12 @@ Choices and departures, stated once:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import signal
 import threading
+from collections.abc import Iterator
 
 from or1.errors import RewardError
 
@@ -48,6 +55,7 @@ PARSE_TIMEOUT_S = 5  # Math-Verify parsing timeout (the recipe's value); whole s
 VERIFY_TIMEOUT_S = 5  # Math-Verify comparison timeout (the recipe's value)
 MAX_ANSWER_CHARS = 50_000  # parse only this much of the answer text (the tail)
 POOL_TIMEOUT_S = 60.0  # hard deadline per item in the process pool (worker killed)
+_RETRY_S = 0.05  # a swallowed timeout is raised again this often
 THINK_END = "</think>"
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -135,16 +143,44 @@ def _score(response: str, gold: str, *, timeout: bool) -> float:
                 return 1.0
             if _INTEGER.fullmatch(boxed) and _INTEGER.fullmatch(gold):
                 return 1.0 if _integer_key(boxed) == _integer_key(gold) else 0.0
-        parsed = parse(text, parsing_timeout=parse_s)
+        with _time_limit(parse_s):
+            parsed = parse(text, parsing_timeout=None)
         if not parsed:
             return 0.0
         if len(parsed) > 1 and isinstance(parsed[1], str) and parsed[1].strip() == gold:
             return 1.0
-        gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=parse_s)
-        return 1.0 if verify(gold_parsed, parsed, timeout_seconds=verify_s) else 0.0
+        with _time_limit(parse_s):
+            gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=None)
+        with _time_limit(verify_s):
+            return 1.0 if verify(gold_parsed, parsed, timeout_seconds=None) else 0.0
     except (Exception, TimeoutException):  # RecursionError, MemoryError, sympy bugs, ...
         logger.debug("math reward: verification failed; reward 0", exc_info=True)
         return 0.0
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise Math-Verify's TimeoutException in the block after `seconds` (main thread only).
+
+    The alarm repeats every `_RETRY_S` until the block ends, so a raise that Python
+    swallowed (signal handled inside a gc callback or a finalizer) is raised again.
+    Math-Verify catches the exception inside `parse` (-> []) and `verify` (-> False).
+    """
+    if not seconds:
+        yield
+        return
+    from math_verify.errors import TimeoutException
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutException("or1 math reward: operation timed out")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, _RETRY_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _score_off_main_thread(response: str, gold: str) -> float:

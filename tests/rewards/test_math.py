@@ -212,3 +212,24 @@ def test_pathological_latex_times_out_to_zero(response, monkeypatch):
     start = time.monotonic()
     assert math_reward(response, "1") == 0.0
     assert time.monotonic() - start < 4  # parse 1 s + gold parse + verify 1 s at worst
+
+
+def test_a_swallowed_timeout_is_raised_again():
+    # Python swallows an exception raised by a signal handler while a gc callback or a
+    # finalizer runs (hypothesis installs such a callback), so a one-shot alarm can be
+    # lost and parsing then runs unbounded; the deadline must fire again.
+    from math_verify.errors import TimeoutException
+
+    raised = 0
+    start = time.monotonic()
+    with pytest.raises(TimeoutException), math_module._time_limit(0.2):
+        while time.monotonic() - start < 5:
+            try:
+                while time.monotonic() - start < 5:
+                    pass
+            except TimeoutException:
+                raised += 1
+                if raised == 2:
+                    raise
+    assert raised == 2
+    assert time.monotonic() - start < 2
