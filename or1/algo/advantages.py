@@ -13,6 +13,8 @@ Choices and departures:
   never reach the loss anyway.
 """
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -56,11 +58,30 @@ def group_advantages(
     mean = r.new_zeros(num_groups).index_add_(0, inverse, r) / counts
     advantages = r - mean[inverse]
     if normalize_std:
-        # two-pass (centered) variance: stable for large rewards; sample std, n-1
-        sq_sum = r.new_zeros(num_groups).index_add_(0, inverse, advantages.square())
+        # two-pass (centered) variance: stable for large rewards; sample std, n-1.
+        # Deviations are first scaled by a power of two per group (exact, so results are
+        # bitwise unchanged in the normal range): squares of a tiny spread (< ~1e-154 in
+        # float64) would underflow to std 0 and give +-inf with eps = 0.
+        scale = _pow2_scale(advantages.abs(), inverse, num_groups)  # [G]
+        scaled = advantages * scale[inverse]
+        sq_sum = r.new_zeros(num_groups).index_add_(0, inverse, scaled.square())
         std = (sq_sum / (counts - 1).clamp(min=1)).sqrt()
-        advantages = advantages / (std[inverse] + eps)
+        advantages = scaled / (std + eps * scale)[inverse]
     # Exactly 0 for singleton and constant groups (a singleton is uniform), even with
     # eps = 0 or rounding in the mean.
     uniform = uniform_groups(r, inverse, num_groups)[inverse]
     return torch.where(uniform, torch.zeros_like(advantages), advantages)
+
+
+def _pow2_scale(magnitudes: Tensor, inverse: Tensor, num_groups: int) -> Tensor:
+    """[G] powers of two 2^-k bringing each group's largest magnitude into [0.5, 1).
+
+    k is clamped so that 2^-k and 2^k are normal numbers of the dtype (subnormal spreads
+    are scaled as far as possible, zero-spread groups get 2^0 = 1).
+    """
+    peak = magnitudes.new_zeros(num_groups).scatter_reduce(
+        0, inverse, magnitudes, reduce="amax", include_self=True
+    )
+    limit = -math.frexp(torch.finfo(magnitudes.dtype).tiny)[1]  # 1021 for float64
+    exponent = torch.frexp(peak).exponent.clamp(-limit, limit)
+    return torch.pow(2.0, -exponent.to(torch.float64)).to(magnitudes.dtype)
