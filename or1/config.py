@@ -77,6 +77,9 @@ class ReasoningGymConfig(_Strict):
     n_train: int = Field(2000, gt=0)
     n_test: int = Field(100, gt=0)
     seed: int = Field(0, description="fixes the problems: the same splits for every train.seed")
+    prompt_suffix: str | None = Field(
+        None, description="appended to each question; None: the recipe's suffix (boxed answer)"
+    )
 
 
 class OfflineFilterConfig(_Strict):

@@ -83,3 +83,9 @@ def test_build_dispatches_to_the_task() -> None:
     train, test = load_problems(cfg)
     assert (len(train), len(test)) == (12, 4)
     assert train[0].data_source == f"reasoning-gym/{cfg.data.reasoning_gym.dataset}"
+
+
+def test_prompt_suffix_setting_replaces_the_recipe_suffix() -> None:
+    train, test = generate_splits(small(prompt_suffix="Answer in \\boxed{}."))
+    assert all(p.question.endswith("\nAnswer in \\boxed{}.") for p in train + test)
+    assert not any(PROMPT_SUFFIX in p.question for p in train + test)

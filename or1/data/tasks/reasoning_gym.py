@@ -6,9 +6,9 @@ the ground truth, which the math reward wraps in ``\\boxed{}`` and checks with
 Math-Verify. Datasets with free-text answers (word sorting, ciphers) are rejected at
 load: Math-Verify cannot judge them (``check_answers``).
 
-The prompt is the dataset's question followed by the recipe's suffix ("Let's think step
-by step and output the final answer within \\boxed{}."), as one user message; the
-model's chat template adds its own system prompt.
+The prompt is the dataset's question followed by ``prompt_suffix`` (default: the
+recipe's "Let's think step by step and output the final answer within \\boxed{}."), as
+one user message; the model's chat template adds its own system prompt.
 
 Splits: one dataset seeded by ``data.reasoning_gym.seed`` (not ``train.seed``, so every
 training seed is evaluated on the same held-out problems): its first ``n_train`` items
@@ -55,12 +55,14 @@ def make_dataset(name: str, params: dict[str, Any], *, size: int, seed: int) -> 
         ) from None
 
 
-def to_problem(entry: dict[str, Any], *, name: str, index: int) -> Problem:
+def to_problem(
+    entry: dict[str, Any], *, name: str, index: int, suffix: str = PROMPT_SUFFIX
+) -> Problem:
     """A Problem from one reasoning-gym entry."""
     question = entry["question"].rstrip()
     return Problem(
         uid=f"rg-{name}-{index}",
-        prompt=[{"role": "user", "content": f"{question}\n{PROMPT_SUFFIX}"}],
+        prompt=[{"role": "user", "content": f"{question}\n{suffix}"}],
         ground_truth=str(entry["answer"]).strip(),
         ability="math",
         data_source=f"reasoning-gym/{name}",
@@ -85,11 +87,12 @@ def generate_splits(cfg: ReasoningGymConfig, seed: int = 0) -> tuple[list[Proble
     # datasets with nearby seeds would share most items.
     size = cfg.n_train + cfg.n_test * TEST_POOL_FACTOR
     entries = make_dataset(name, cfg.params, size=size, seed=cfg.seed)
-    train = [to_problem(entries[i], name=name, index=i) for i in range(cfg.n_train)]
+    suffix = PROMPT_SUFFIX if cfg.prompt_suffix is None else cfg.prompt_suffix
+    train = [to_problem(entries[i], name=name, index=i, suffix=suffix) for i in range(cfg.n_train)]
     seen = {p.question for p in train}
     test: list[Problem] = []
     for i in range(cfg.n_train, size):
-        problem = to_problem(entries[i], name=name, index=i)
+        problem = to_problem(entries[i], name=name, index=i, suffix=suffix)
         if problem.question not in seen and len(test) < cfg.n_test:
             seen.add(problem.question)
             test.append(problem)
