@@ -218,8 +218,11 @@ class Trainer:
         )
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
         self.sync_weights()
-        first = steps[0]  # statistics of the first optimizer step: the rollout policy's
-        out = {key: value for key, value in first.items()}
+        # Loss statistics averaged over the N_SGD optimizer steps (clip fraction and KL
+        # are 0 on the first one by construction); entropy_full of the first step is the
+        # rollout policy's.
+        out = {key: sum(s[key] for s in steps) / len(steps) for key in steps[0]}
+        out["entropy_full"] = steps[0].get("entropy_full", float("nan"))
         out["grad_norm"] = max(s["grad_norm"] for s in steps)
         out.update(
             entropy_sampled=sampled_entropy,
@@ -327,10 +330,13 @@ class Trainer:
             wandb=cfg.logging.wandb,
             config=cfg.model_dump(mode="json"),
         )
-        start = time.perf_counter() - self.elapsed
+        # Wall time counts from process start (data, model, warm-up included) and, on
+        # resume, continues from the checkpoint's.
+        start = time.perf_counter() - self.setup_seconds
         if resume is not None:
             self.restore(resume)
             logger.truncate_after(self.step)
+            start -= self.elapsed
         elif cfg.eval.before:
             base = self.evaluate("base")
             self.base_eval = base.summary()
@@ -379,7 +385,7 @@ class Trainer:
             "base_pass_at_k": base.get("pass_at_k"),
             "final_pass_at_k": {str(k): v for k, v in final.pass_at_k.items()} if final else None,
             "steps": self.step,
-            "wall_seconds": self.elapsed + self.setup_seconds,
+            "wall_seconds": self.elapsed,
             "setup_seconds": self.setup_seconds,
             "model": self.model_info,
             "run_dir": str(self.run_dir),
