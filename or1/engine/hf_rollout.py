@@ -9,7 +9,8 @@ and decodes every row until the longest is done. This loop
 - drops finished rows from the batch and the cache as soon as they stop, by
   swap-removal (only the moved rows are copied);
 - builds the attention mask once per call and hands the model views of it, instead of
-  the model rebuilding a 4-D mask from a 2-D one every step;
+  the model rebuilding a 4-D mask from a 2-D one every step (and none at all when no
+  prompt of the chunk is padded, for models that accept that);
 - samples by inverse CDF (one uniform per row: ``torch.multinomial`` on CPU cost more
   than the tiny model's forward) and keeps tokens and log-probs in tensors, with one
   host read per step (did any row stop?);
@@ -32,6 +33,9 @@ from or1.engine.rollout import Rollouts, SamplingParams
 # ``create_causal_mask`` returns a 4-D mask unchanged). Others get the 2-D padding mask
 # and build their own 4-D mask at every step.
 PREBUILT_MASK_MODELS = frozenset({"qwen2", "qwen3", "llama", "mistral"})
+# Of those, the ones whose decoder also takes {"full_attention": mask} as is: when no
+# prompt of a chunk is padded, the mask can then be None (plain causal / full SDPA).
+MASK_MAPPING_MODELS = frozenset({"qwen2", "qwen3"})
 
 
 def sample_tokens(
@@ -94,9 +98,10 @@ class HFRolloutEngine:
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         layer_types = set(getattr(model.config, "layer_types", None) or ["full_attention"])
-        self._prebuilt_mask = getattr(
-            model.config, "model_type", None
-        ) in PREBUILT_MASK_MODELS and layer_types == {"full_attention"}
+        model_type = getattr(model.config, "model_type", None)
+        full_attention = layer_types == {"full_attention"}
+        self._prebuilt_mask = full_attention and model_type in PREBUILT_MASK_MODELS
+        self._mask_mapping = full_attention and model_type in MASK_MAPPING_MODELS
 
     @property
     def device(self) -> torch.device:
@@ -131,11 +136,25 @@ class HFRolloutEngine:
         return out
 
     def _forward(
-        self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: SlotKVCache
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        cache: SlotKVCache,
+        *,
+        padded: bool = True,
     ) -> torch.Tensor:
-        """Logits [n, V] of the last position. ``mask``: [n, 1, q, L] bool, True = attend."""
-        # The 2-D key-padding mask is the last query row of the 4-D one.
-        attention_mask = mask if self._prebuilt_mask else mask[:, 0, -1].long()
+        """Logits [n, V] of the last position. ``mask``: [n, 1, q, L] bool, True = attend.
+
+        ``padded`` False: no key is padding, so the mask is only causal (SDPA needs none).
+        """
+        attention_mask: Any
+        if self._mask_mapping and not padded:
+            attention_mask = {"full_attention": None}
+        elif self._prebuilt_mask:
+            attention_mask = mask
+        else:  # the 2-D key-padding mask: the last query row of the 4-D one
+            attention_mask = mask[:, 0, -1].long()
         out = self.model(
             input_ids=ids,
             attention_mask=attention_mask,
@@ -148,12 +167,13 @@ class HFRolloutEngine:
 
     def _prefill(
         self, prompts: list[list[int]], n: int, max_tokens: int
-    ) -> tuple[SlotKVCache, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[SlotKVCache, torch.Tensor, torch.Tensor, torch.Tensor, bool]:
         """One forward over the distinct (left-padded) prompts, then a copy to the n rows
         of each group.
 
-        Returns the cache, logits [N, V], next positions [N] and the key mask
-        [N, P + max_tokens] (True on real prompt tokens and on every response slot).
+        Returns the cache, logits [N, V], next positions [N], the key mask
+        [N, P + max_tokens] (True on real prompt tokens and on every response slot) and
+        whether any prompt is padded.
         """
         device = self.device
         width = max(len(p) for p in prompts)
@@ -172,19 +192,20 @@ class HFRolloutEngine:
             max_rows=len(prompts) * n,
             max_length=width + max_tokens,
         )
-        logits = self._forward(ids, positions, mask[:, None], cache)
+        padded = not bool(valid.all())
+        logits = self._forward(ids, positions, mask[:, None], cache, padded=padded)
         cache.batch_repeat_interleave(n)
         keys = torch.ones((len(prompts) * n, width + max_tokens), dtype=torch.bool, device=device)
         keys[:, :width] = valid.repeat_interleave(n, dim=0)
         next_pos = positions[:, -1].repeat_interleave(n) + 1
-        return cache, logits.repeat_interleave(n, dim=0), next_pos, keys
+        return cache, logits.repeat_interleave(n, dim=0), next_pos, keys, padded
 
     @torch.no_grad()
     def _generate_chunk(
         self, prompts: list[list[int]], params: SamplingParams
     ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
         steps = params.max_tokens
-        cache, logits, next_pos, keys = self._prefill(prompts, params.n, steps)
+        cache, logits, next_pos, keys, padded = self._prefill(prompts, params.n, steps)
         width = keys.shape[1] - steps
         rows = logits.shape[0]
         tokens_out = torch.full((rows, steps), self.pad_id, dtype=torch.long)
@@ -210,7 +231,7 @@ class HFRolloutEngine:
                 alive, on_device = alive[order], order.to(keys.device)
                 keys, tokens, next_pos = keys[on_device], tokens[on_device], next_pos[on_device]
             mask = keys[:, None, None, : width + t + 1]
-            logits = self._forward(tokens[:, None], next_pos[:, None], mask, cache)
+            logits = self._forward(tokens[:, None], next_pos[:, None], mask, cache, padded=padded)
             next_pos = next_pos + 1
         responses = [row[:n] for row, n in zip(tokens_out.tolist(), lengths.tolist(), strict=True)]
         logprobs = [row[:n] for row, n in zip(logp_out.tolist(), lengths.tolist(), strict=True)]

@@ -69,13 +69,20 @@ def tiny():
     return tok, model, prompts
 
 
-@pytest.mark.parametrize("prebuilt_mask", [True, False])
-def test_both_mask_paths_match_the_trainers_forward(tiny, prebuilt_mask: bool) -> None:
-    """The prebuilt 4-D mask (known architectures) and the 2-D mask (any model): log-probs
-    equal the full forward's while rows stop independently and leave the batch."""
+@pytest.mark.parametrize(
+    ("prebuilt_mask", "same_length"), [(True, False), (False, False), (True, True)]
+)
+def test_mask_paths_match_the_trainers_forward(tiny, prebuilt_mask: bool, same_length: bool):
+    """The prebuilt 4-D mask (known architectures), the 2-D mask (any model) and no mask
+    (no prompt padded): log-probs equal the full forward's while rows stop independently
+    and leave the batch."""
     tok, model, prompts = tiny
     engine = HFRolloutEngine(model, pad_id=tok.pad_token_id, stop_ids=stop_token_ids(tok, model))
-    engine._prebuilt_mask = prebuilt_mask
+    engine._prebuilt_mask = engine._mask_mapping = prebuilt_mask
+    if same_length:
+        prompts = [p for p in prompts if len(p) == len(prompts[0])]
+    else:
+        assert len({len(p) for p in prompts}) > 1
     out = engine.generate(prompts, SamplingParams(n=4, max_tokens=24))
     lengths = {len(r) for r in out.response_ids}
     assert len(lengths) > 1  # some rows stopped early, others ran on
