@@ -449,9 +449,13 @@ def _bwrap_prefix(be: Backend, work: Path, env: Mapping[str, str]) -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
+    # The private /tmp comes before the Python binds: an installation or venv under /tmp
+    # (a CI checkout, say) is bound on top of it instead of being hidden by it.
+    args += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     roots = [r for r in _python_roots() if r != "/usr" and not r.startswith("/usr/")]
     # Parents of the binds must be traversable by the throwaway uid (bwrap makes them 0700).
-    for parent in sorted({str(p) for r in roots for p in Path(r).parents if str(p) != "/"}):
+    parents = {str(p) for r in roots for p in Path(r).parents if str(p) not in ("/", "/tmp")}
+    for parent in sorted(parents):
         args += ["--perms", "0755", "--dir", parent]
     for path in roots:
         args += ["--ro-bind", path, path]
@@ -462,12 +466,6 @@ def _bwrap_prefix(be: Backend, work: Path, env: Mapping[str, str]) -> list[str]:
         "/proc",
         "--dev",
         "/dev",
-        "--perms",
-        "1777",
-        "--size",
-        str(TMPFS_BYTES),
-        "--tmpfs",
-        "/tmp",
         "--bind",
         str(work),
         SANDBOX_DIR,
