@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from or1.batch import build_batch
 from or1.build import encode_prompt
 from or1.config import ModelConfig, OptimConfig, TinyModelConfig, load_config
 from or1.data.problem import Problem
@@ -22,7 +23,6 @@ from or1.engine.models import (
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
 from or1.errors import ConfigError
-from or1.batch import build_batch
 
 CORPUS = ["What is 12 + 30? Think step by step. \\boxed{42} <think> so </think>"] * 20
 # A Llama-3-style template with its own special tokens (not ChatML like the tiny Qwen2).
