@@ -128,8 +128,7 @@ def write_eval_outputs(result: EvalResult, out_dir: Path) -> None:
 def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]:
     """``or1 eval``: ``eval.benchmarks`` when set, else the preset's test split."""
     from or1.build import encode_prompt, load_model, load_problems, seed_everything
-    from or1.engine.hf_rollout import HFRolloutEngine
-    from or1.engine.models import stop_token_ids
+    from or1.engine.factory import local_rollout_engine
 
     seed_everything(cfg.train.seed)
     if cfg.train.threads:
@@ -141,13 +140,7 @@ def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]
         raise ConfigError("no evaluation problems: the preset has no test split (data.test).")
     loaded = load_model(cfg, train, show=show)
     model, tokenizer = loaded.model, loaded.tokenizer
-    engine = HFRolloutEngine(
-        model,
-        pad_id=tokenizer.pad_token_id,
-        stop_ids=stop_token_ids(tokenizer, model),
-        max_batch_sequences=cfg.rollout.batch_size,
-        seed=cfg.train.seed,
-    )
+    engine = local_rollout_engine(cfg, model, tokenizer)
     e = cfg.eval
     problems = test[: e.max_problems] if e.max_problems else test
     result = evaluate_problems(
@@ -177,21 +170,14 @@ def run_benchmarks(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str
     """
     from or1.build import encode_prompt, load_model, load_problems
     from or1.data.sources import load_benchmark, resolve_benchmark, source_name
-    from or1.engine.hf_rollout import HFRolloutEngine
-    from or1.engine.models import stop_token_ids
+    from or1.engine.factory import local_rollout_engine
 
     e = cfg.eval
     # Benchmarks load before the model, so a missing file fails in a second.
     sets = {source_name(resolve_benchmark(n, e)): load_benchmark(n, e) for n in e.benchmarks}
     loaded = load_model(cfg, [] if cfg.model.path else load_problems(cfg)[0], show=show)
     model, tokenizer = loaded.model, loaded.tokenizer
-    engine = HFRolloutEngine(
-        model,
-        pad_id=tokenizer.pad_token_id,
-        stop_ids=stop_token_ids(tokenizer, model),
-        max_batch_sequences=cfg.rollout.batch_size,
-        seed=cfg.train.seed,
-    )
+    engine = local_rollout_engine(cfg, model, tokenizer)
     params = SamplingParams(
         n=e.samples,
         temperature=e.temperature,

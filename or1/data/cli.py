@@ -113,8 +113,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     from or1.config import load_config
     from or1.data.offline_filter import Sampler, offline_filter
     from or1.data.sources import load_problems as load_files
-    from or1.engine.hf_rollout import HFRolloutEngine
-    from or1.engine.models import stop_token_ids
+    from or1.engine.factory import local_rollout_engine
 
     cfg = load_config(args.preset, args.overrides)
     seed_everything(cfg.train.seed)
@@ -130,13 +129,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     show = not args.quiet and cfg.logging.progress
     loaded = load_model(cfg, task_train, show=show)
     model, tokenizer = loaded.model, loaded.tokenizer
-    engine = HFRolloutEngine(
-        model,
-        pad_id=tokenizer.pad_token_id,
-        stop_ids=stop_token_ids(tokenizer, model),
-        max_batch_sequences=cfg.rollout.batch_size,
-        seed=cfg.train.seed,
-    )
+    engine = local_rollout_engine(cfg, model, tokenizer)
     sampler = Sampler(
         engine,
         encode=lambda p: encode_prompt(tokenizer, p),

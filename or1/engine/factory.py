@@ -109,6 +109,19 @@ def build_rollout_engine(
     )
 
 
+def local_rollout_engine(
+    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+) -> HFRolloutEngine:
+    """An in-process HF engine over ``model`` (evaluation, offline filtering)."""
+    return HFRolloutEngine(
+        model,
+        pad_id=tokenizer.pad_token_id,
+        stop_ids=stop_token_ids(tokenizer, model),
+        max_batch_sequences=cfg.rollout.batch_size,
+        seed=cfg.train.seed,
+    )
+
+
 def make_engines(
     cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
 ) -> Engines:
