@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,11 @@ from or1.engine.models import (
     load_pretrained,
     resolve_device,
 )
-from or1.errors import ConfigError
+from or1.errors import ConfigError, DataError
 from or1.progress import progress_bar
 from or1.warmup import cache_key, save_atomically, supervised_warmup
+
+logger = logging.getLogger("or1.build")
 
 
 @dataclass
@@ -55,6 +59,51 @@ def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
 
         return reasoning_gym.generate_splits(cfg.data.reasoning_gym, cfg.train.seed)
     raise ConfigError("no training data: set data.task or data.train.")
+
+
+def fit_prompts(
+    problems: list[Problem],
+    encode: Callable[[Problem], list[int]],
+    max_prompt_length: int,
+    *,
+    split: str,
+) -> tuple[list[Problem], dict[str, list[int]]]:
+    """The problems whose chat prompt fits ``max_prompt_length`` tokens, and their ids.
+
+    Longer prompts are dropped with one warning naming how many and the first one (verl's
+    ``filter_overlong_prompts``): truncating a problem statement would train on a question
+    the model cannot read. Raises DataError when nothing is left.
+    """
+    kept: list[Problem] = []
+    ids: dict[str, list[int]] = {}
+    too_long: list[tuple[str, int]] = []
+    for problem in problems:
+        prompt = encode(problem)
+        if len(prompt) > max_prompt_length:
+            too_long.append((problem.uid, len(prompt)))
+            continue
+        kept.append(problem)
+        ids[problem.uid] = prompt
+    if too_long:
+        uid, length = too_long[0]
+        logger.warning(
+            "%s: dropped %d of %d problems whose prompt is longer than "
+            "rollout.max_prompt_length=%d tokens (e.g. %s: %d tokens)",
+            split,
+            len(too_long),
+            len(problems),
+            max_prompt_length,
+            uid,
+            length,
+        )
+    if problems and not kept:
+        uid, length = too_long[0]
+        raise DataError(
+            f"{split}: every prompt is longer than rollout.max_prompt_length="
+            f"{max_prompt_length} tokens (e.g. {uid}: {length} tokens).",
+            hint="raise rollout.max_prompt_length or shorten the prompts.",
+        )
+    return kept, ids
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerFast, problem: Problem) -> list[int]:

@@ -51,6 +51,18 @@ class EvalResult:
         }
 
 
+def eval_sampling_params(cfg: Config) -> SamplingParams:
+    """How every evaluation samples: ``eval.samples`` per problem at ``eval.temperature``
+    and ``eval.top_p``, up to ``eval.max_tokens`` (default: the last stage's length)."""
+    e = cfg.eval
+    return SamplingParams(
+        n=e.samples,
+        temperature=e.temperature,
+        top_p=e.top_p,
+        max_tokens=e.max_tokens or cfg.stages[-1].max_response_length,
+    )
+
+
 def evaluate_problems(
     engine: RolloutEngine,
     problems: list[Problem],
@@ -148,12 +160,7 @@ def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]
         problems,
         encode=lambda p: encode_prompt(tokenizer, p),
         decode=lambda r: tokenizer.batch_decode(r, skip_special_tokens=True),
-        params=SamplingParams(
-            n=e.samples,
-            temperature=e.temperature,
-            top_p=e.top_p,
-            max_tokens=e.max_tokens or cfg.stages[-1].max_response_length,
-        ),
+        params=eval_sampling_params(cfg),
         label="eval",
         show=show,
     )
@@ -178,12 +185,7 @@ def run_benchmarks(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str
     loaded = load_model(cfg, [] if cfg.model.path else load_problems(cfg)[0], show=show)
     model, tokenizer = loaded.model, loaded.tokenizer
     engine = local_rollout_engine(cfg, model, tokenizer)
-    params = SamplingParams(
-        n=e.samples,
-        temperature=e.temperature,
-        top_p=e.top_p,
-        max_tokens=e.max_tokens or cfg.stages[-1].max_response_length,
-    )
+    params = eval_sampling_params(cfg)
     results = []
     for label, problems in sets.items():
         result = evaluate_problems(

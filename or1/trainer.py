@@ -26,7 +26,7 @@ from or1.algo import (
     group_accuracy,
 )
 from or1.batch import build_batch, mini_batch_rows
-from or1.build import encode_prompt, load_model, load_problems, seed_everything
+from or1.build import encode_prompt, fit_prompts, load_model, load_problems, seed_everything
 from or1.checkpoint import (
     global_rng_state,
     load_checkpoint,
@@ -41,7 +41,8 @@ from or1.engine.factory import make_engines
 from or1.engine.models import load_pretrained
 from or1.engine.policy import RolloutBatch
 from or1.engine.rollout import Rollouts, SamplingParams
-from or1.evaluate import EvalResult, evaluate_problems, write_eval_outputs
+from or1.errors import DataError
+from or1.evaluate import EvalResult, eval_sampling_params, evaluate_problems, write_eval_outputs
 from or1.objective import ObjectiveSettings, magic_loss
 from or1.progress import progress_bar
 from or1.rewards import score_batch
@@ -85,10 +86,18 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
-        self.train_problems, self.test_problems = load_problems(cfg)
-        self.by_uid: dict[str, Problem] = {p.uid: p for p in self.train_problems}
-        loaded = load_model(cfg, self.train_problems, show=show_progress)
+        train, test = load_problems(cfg)
+        if not train:
+            raise DataError(
+                "the training set is empty.", hint="check data.train (or the task's n_train)."
+            )
+        loaded = load_model(cfg, train, show=show_progress)
         self.model, self.tokenizer, self.model_info = loaded.model, loaded.tokenizer, loaded.info
+        encode, limit = self.encode_prompt, cfg.rollout.max_prompt_length
+        self.train_problems, self._prompt_cache = fit_prompts(train, encode, limit, split="train")
+        self.test_problems, test_ids = fit_prompts(test, encode, limit, split="test")
+        self._prompt_cache.update(test_ids)
+        self.by_uid: dict[str, Problem] = {p.uid: p for p in self.train_problems}
         engines = make_engines(cfg, self.model, self.tokenizer)
         self.policy, self.engine, self.sync_weights = (
             engines.policy,
@@ -102,13 +111,15 @@ class Trainer:
         self.stage_accuracy: dict[str, float] = {}
         self.elapsed = 0.0
         self.base_eval: dict[str, Any] | None = None
-        self._prompt_cache: dict[str, list[int]] = {}
         self.setup_seconds = time.perf_counter() - created  # data, model, warm-up
 
     # ---- helpers -----------------------------------------------------------------
+    def encode_prompt(self, problem: Problem) -> list[int]:
+        return encode_prompt(self.tokenizer, problem)
+
     def prompt_ids(self, problem: Problem) -> list[int]:
         if problem.uid not in self._prompt_cache:
-            self._prompt_cache[problem.uid] = encode_prompt(self.tokenizer, problem)
+            self._prompt_cache[problem.uid] = self.encode_prompt(problem)
         return self._prompt_cache[problem.uid]
 
     def decode(self, responses: list[list[int]]) -> list[str]:
@@ -125,12 +136,7 @@ class Trainer:
             problems,
             encode=self.prompt_ids,
             decode=self.decode,
-            params=SamplingParams(
-                n=e.samples,
-                temperature=e.temperature,
-                top_p=e.top_p,
-                max_tokens=e.max_tokens or self.cfg.stages[-1].max_response_length,
-            ),
+            params=eval_sampling_params(self.cfg),
             label=label,
             show=self.show,
         )
