@@ -64,7 +64,10 @@ def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path
     assert table[0].startswith("uid,") and len(table) == 1 + 12
 
 
-def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path, processes: int) -> None:
+    """Also with rollouts decoded by 2 worker processes (rollout.processes=2), whose
+    sampling seeds come from the checkpointed generator of the driver."""
     runs = tmp_path / "runs"
     # The small model rarely solves a problem, so groups are often uniform: keep them and
     # add a fixed entropy term so that every step really updates the weights.
@@ -72,6 +75,7 @@ def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path) -> No
         "train",
         "--quiet",
         *small_args,
+        f"rollout.processes={processes}",
         "eval.every=2",
         "algo.reject_uniform_groups=false",
         "algo.entropy.mode=fixed",

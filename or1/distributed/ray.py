@@ -37,18 +37,11 @@ from transformers import PreTrainedModel
 from or1.config import Config, OptimConfig
 from or1.distributed.fsdp import ShardedPolicyWorker
 from or1.distributed.rollout_worker import RolloutWorker
-from or1.distributed.sharding import (
-    PolicyShard,
-    merge_rollouts,
-    merge_rows,
-    merge_stats,
-    shard_rows,
-    split_prompts,
-)
+from or1.distributed.sharding import PolicyShard, merge_rows, merge_stats, shard_rows
 from or1.engine.factory import RolloutSpec
 from or1.engine.models import resolve_dtype
 from or1.engine.policy import LossFn, RolloutBatch
-from or1.engine.rollout import Rollouts, SamplingParams
+from or1.engine.rollout import Rollouts, SamplingParams, merge_rollouts, split_prompts
 from or1.errors import ConfigError, WorkerError
 
 log = logging.getLogger("or1.distributed")

@@ -1,4 +1,4 @@
-"""Driver-side splitting of work across Ray workers (pure functions, no Ray, no I/O).
+"""Driver-side splitting of mini-batches across Ray policy ranks (pure functions, no I/O).
 
 Policy shards. FSDP2 runs collectives (all-gather in forward, reduce-scatter in
 backward) on every forward/backward pass, so every rank must run the *same number* of
@@ -8,8 +8,8 @@ whose response mask is zero (they add nothing to the loss, the gradient or the s
 The loss normalizers (``BatchTotals``) are counted over the whole mini-batch *before*
 sharding, so the W shard losses add up exactly to the single-process loss.
 
-Rollout shards. Prompts are split into contiguous chunks of whole groups, so every
-group is sampled by one worker and ``group_ids`` stay prompt indices.
+Prompts are split over rollout workers by ``or1.engine.rollout.split_prompts`` (shared
+with the local multi-process engine).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 
 from or1.engine.policy import BatchTotals, RolloutBatch
-from or1.engine.rollout import Rollouts
 
 
 @dataclass
@@ -84,28 +83,4 @@ def merge_stats(per_rank: list[dict[str, float]]) -> dict[str, float]:
                 name = key.removeprefix("sum:")
                 out[name] = out.get(name, 0.0) + value / max(tokens, 1.0)
     out["grad_norm"] = per_rank[0]["grad_norm"]
-    return out
-
-
-def split_prompts(n_prompts: int, workers: int) -> list[tuple[int, int]]:
-    """[start, end) prompt ranges of each worker: contiguous, sizes differing by at most 1.
-
-    Workers beyond ``n_prompts`` get no range (fewer entries are returned).
-    """
-    bounds = torch.arange(n_prompts).tensor_split(min(workers, max(n_prompts, 1)))
-    return [(int(b[0]), int(b[-1]) + 1) for b in bounds if len(b)]
-
-
-def merge_rollouts(parts: list[Rollouts], starts: list[int]) -> Rollouts:
-    """Concatenate workers' rollouts; group ids are shifted back to request prompt indices."""
-    out = Rollouts([], [], [], [], [])
-    for part, start in zip(parts, starts, strict=True):
-        out.prompt_ids.extend(part.prompt_ids)
-        out.response_ids.extend(part.response_ids)
-        out.logprobs.extend(part.logprobs)
-        out.truncated.extend(part.truncated)
-        out.group_ids.extend(g + start for g in part.group_ids)
-        for key, value in part.stats.items():
-            # seconds and counts add up poorly across parallel workers: keep the slowest
-            out.stats[key] = max(out.stats.get(key, value), value)
     return out

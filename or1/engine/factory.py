@@ -12,6 +12,7 @@ from or1.config import Config
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.models import stop_token_ids
 from or1.engine.policy import LocalPolicy, Policy
+from or1.engine.process_rollout import ProcessRolloutEngine
 from or1.engine.rollout import RolloutEngine
 from or1.errors import ConfigError
 
@@ -38,6 +39,7 @@ class RolloutSpec:
     stop_ids: tuple[int, ...]
     max_batch_sequences: int
     seed: int
+    processes: int = 1  # hf on a CPU: single-thread decode processes (process_rollout)
     model_dir: str | None = None  # vllm: a HF directory with the start weights + tokenizer
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.5
@@ -58,6 +60,7 @@ def rollout_spec(
         stop_ids=tuple(stop_token_ids(tokenizer, model)),
         max_batch_sequences=r.batch_size,
         seed=cfg.train.seed,
+        processes=r.processes,
         model_dir=model_dir,
         tensor_parallel_size=r.tensor_parallel_size,
         gpu_memory_utilization=r.gpu_memory_utilization,
@@ -100,25 +103,61 @@ def build_rollout_engine(
             dtype=spec.dtype,
             max_model_len=spec.max_model_len,
         )
-    return HFRolloutEngine(
+    return _hf_engine(
         model,
         pad_id=spec.pad_id,
         stop_ids=list(spec.stop_ids),
         max_batch_sequences=spec.max_batch_sequences,
+        seed=seed,
+        processes=spec.processes,
+    )
+
+
+def _hf_engine(
+    model: PreTrainedModel,
+    *,
+    pad_id: int,
+    stop_ids: list[int],
+    max_batch_sequences: int,
+    seed: int,
+    processes: int,
+) -> RolloutEngine:
+    if processes == 1:
+        return HFRolloutEngine(
+            model,
+            pad_id=pad_id,
+            stop_ids=stop_ids,
+            max_batch_sequences=max_batch_sequences,
+            seed=seed,
+        )
+    if next(model.parameters()).device.type != "cpu":
+        raise ConfigError(
+            f"rollout.processes={processes} decodes in CPU processes, but the model is on "
+            f"{next(model.parameters()).device}.",
+            hint="use rollout.processes=1 on a GPU (or rollout.engine=vllm).",
+        )
+    return ProcessRolloutEngine(
+        model,
+        processes=processes,
+        pad_id=pad_id,
+        stop_ids=stop_ids,
+        max_batch_sequences=max_batch_sequences,
         seed=seed,
     )
 
 
 def local_rollout_engine(
     cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
-) -> HFRolloutEngine:
-    """An in-process HF engine over ``model`` (evaluation, offline filtering)."""
-    return HFRolloutEngine(
+) -> RolloutEngine:
+    """A local HF engine over ``model`` (evaluation, offline filtering), decoding in
+    ``rollout.processes`` CPU processes."""
+    return _hf_engine(
         model,
         pad_id=tokenizer.pad_token_id,
         stop_ids=stop_token_ids(tokenizer, model),
         max_batch_sequences=cfg.rollout.batch_size,
         seed=cfg.train.seed,
+        processes=cfg.rollout.processes,
     )
 
 
@@ -133,6 +172,12 @@ def make_engines(
     """
     spec = rollout_spec(cfg, model, tokenizer)
     if cfg.distributed.backend == "ray":
+        if spec.processes > 1:
+            raise ConfigError(
+                "rollout.processes > 1 is for the local backend; with Ray, set "
+                "distributed.rollout_workers.",
+                hint="drop rollout.processes or use distributed.backend=local.",
+            )
         return _ray_engines(cfg, model, spec)
     policy = LocalPolicy(
         model,

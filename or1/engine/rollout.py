@@ -61,3 +61,24 @@ class RolloutEngine(Protocol):
     def rng_state(self) -> dict[str, Any]: ...
 
     def set_rng_state(self, state: Mapping[str, Any]) -> None: ...
+
+
+def split_prompts(n_prompts: int, workers: int) -> list[tuple[int, int]]:
+    """[start, end) prompt ranges: contiguous, sizes differing by at most 1, none empty."""
+    bounds = torch.arange(n_prompts).tensor_split(min(workers, max(n_prompts, 1)))
+    return [(int(b[0]), int(b[-1]) + 1) for b in bounds if len(b)]
+
+
+def merge_rollouts(parts: list[Rollouts], starts: list[int]) -> Rollouts:
+    """Concatenate workers' rollouts; group ids are shifted back to request prompt indices."""
+    out = Rollouts([], [], [], [], [])
+    for part, start in zip(parts, starts, strict=True):
+        out.prompt_ids.extend(part.prompt_ids)
+        out.response_ids.extend(part.response_ids)
+        out.logprobs.extend(part.logprobs)
+        out.truncated.extend(part.truncated)
+        out.group_ids.extend(g + start for g in part.group_ids)
+        for key, value in part.stats.items():
+            # seconds and counts add up poorly across parallel workers: keep the slowest
+            out.stats[key] = max(out.stats.get(key, value), value)
+    return out

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from or1.distributed.sharding import (
-    merge_rollouts,
-    merge_rows,
-    merge_stats,
-    shard_rows,
-    split_prompts,
-)
+from or1.distributed.sharding import merge_rows, merge_stats, shard_rows
 from or1.engine.policy import BatchTotals, RolloutBatch
-from or1.engine.rollout import Rollouts
 
 
 def _batch(n: int, t: int = 3) -> RolloutBatch:
@@ -60,15 +53,3 @@ def test_stats_merge_by_token_weight() -> None:
     ]
     merged = merge_stats(ranks)
     assert abs(merged["clip_frac"] - (1.5 + 0.1) / 4) < 1e-12 and merged["grad_norm"] == 2.0
-
-
-def test_prompts_split_by_whole_groups_and_merge_back() -> None:
-    assert split_prompts(5, 2) == [(0, 3), (3, 5)]
-    assert split_prompts(1, 3) == [(0, 1)]
-    part = Rollouts([[1], [1]], [[5], [6]], [[-0.1], [-0.2]], [False, True], [0, 0])
-    part.stats["seconds"] = 1.0
-    other = Rollouts([[2], [3]], [[7], [8]], [[-0.3], [-0.4]], [False, False], [0, 1])
-    other.stats["seconds"] = 3.0
-    merged = merge_rollouts([part, other], [0, 1])
-    assert merged.group_ids == [0, 0, 1, 2] and merged.response_ids == [[5], [6], [7], [8]]
-    assert merged.truncated == [False, True, False, False] and merged.stats["seconds"] == 3.0

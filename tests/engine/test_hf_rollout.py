@@ -1,32 +1,13 @@
 from __future__ import annotations
 
-import pytest
 import torch
 
 from or1.batch import build_batch
-from or1.config import ArithConfig, OptimConfig, TinyModelConfig, load_config
-from or1.data.tasks import arith
+from or1.config import OptimConfig, load_config
 from or1.engine.hf_rollout import HFRolloutEngine, sample_tokens
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer, stop_token_ids
+from or1.engine.models import stop_token_ids
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    tok = build_tiny_tokenizer(
-        arith.tokenizer_corpus(ArithConfig()), extra_tokens=(arith.THINK_OPEN, arith.THINK_CLOSE)
-    )
-    model = build_tiny_model(
-        TinyModelConfig(hidden_size=64, num_layers=2, intermediate_size=128), tok
-    )
-    train, _ = arith.generate_splits(ArithConfig(n_train=20, n_test=2), seed=0)
-    prompts = [
-        tok.apply_chat_template(p.prompt, add_generation_prompt=True, tokenize=True)["input_ids"]
-        for p in train[:5]
-    ]
-    return tok, model, prompts
 
 
 def test_tokenizer_round_trips_task_text(tiny) -> None:

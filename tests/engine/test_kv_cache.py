@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from or1.config import ArithConfig, OptimConfig, TinyModelConfig, load_config
-from or1.data.tasks import arith
+from or1.config import OptimConfig, load_config
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.kv_cache import SlotKVCache
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer, stop_token_ids
+from or1.engine.models import stop_token_ids
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
 from or1.trainer import build_batch
@@ -50,23 +49,6 @@ def test_slot_cache_repeat_interleave_copies_each_prompt_to_its_group() -> None:
     cache.batch_repeat_interleave(3)
     assert cache.rows == 6
     assert cache.layers[0].keys[:6, 0, 0, 0].tolist() == [0, 0, 0, 1, 1, 1]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    tok = build_tiny_tokenizer(
-        arith.tokenizer_corpus(ArithConfig()), extra_tokens=(arith.THINK_OPEN, arith.THINK_CLOSE)
-    )
-    model = build_tiny_model(
-        TinyModelConfig(hidden_size=64, num_layers=2, intermediate_size=128), tok
-    )
-    train, _ = arith.generate_splits(ArithConfig(n_train=20, n_test=2), seed=0)
-    prompts = [
-        tok.apply_chat_template(p.prompt, add_generation_prompt=True, tokenize=True)["input_ids"]
-        for p in train[:5]
-    ]
-    return tok, model, prompts
 
 
 @pytest.mark.parametrize(
