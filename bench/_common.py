@@ -38,6 +38,12 @@ THREADS_HELP = (
 )
 
 
+PROCESSES_HELP = (
+    "or1 decodes rollouts in this many single-thread processes (rollout.processes); "
+    "use with --threads 2 to give both sides the whole 2-core machine"
+)
+
+
 def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 

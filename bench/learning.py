@@ -63,8 +63,11 @@ def avg_at_k(model: Any, tok: Any, problems: list) -> float:
     return float(result.avg_at_k)
 
 
-def train_or1(seed: int, budget: float, tmp: Path, threads: int) -> tuple[Any, int, float]:
+def train_or1(
+    seed: int, budget: float, tmp: Path, threads: int, processes: int
+) -> tuple[Any, int, float]:
     overrides = [f"runs_dir={tmp}", "logging.tensorboard=false", f"train.threads={threads}"]
+    overrides.append(f"rollout.processes={processes}")
     cfg, _, _, _ = C.tiny_arith(overrides)
     trainer = Trainer(cfg, tmp / f"or1-seed{seed}", show_progress=False)
     # The RL run's randomness from `seed`, the base model and data split from seed 0.
@@ -77,6 +80,9 @@ def train_or1(seed: int, budget: float, tmp: Path, threads: int) -> tuple[Any, i
         index = stage_of(cfg.stages, trainer.step)
         trainer.enter_stage(index)
         trainer.train_step(cfg.stages[index])
+    close = getattr(trainer.engine, "close", None)
+    if close is not None:  # worker processes of rollout.processes > 1
+        close()
     return trainer.model, trainer.step, time.perf_counter() - start
 
 
@@ -102,6 +108,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60.0, help="training seconds per run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1, help=C.THREADS_HELP)
+    ap.add_argument("--processes", type=int, default=1, help=C.PROCESSES_HELP)
     args = ap.parse_args()
     C.set_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="or1-bench-learning-"))
@@ -112,7 +119,7 @@ def main() -> None:
     C.log(f"base avg@{K}: {base:.3f}")
     rows: dict[str, list] = {"or1": [], "trl": [], "steps_or1": [], "steps_trl": []}
     for seed in args.seeds:
-        model, steps, secs = train_or1(seed, args.budget, tmp, args.threads)
+        model, steps, secs = train_or1(seed, args.budget, tmp, args.threads, args.processes)
         rows["or1"].append(round(avg_at_k(model, loaded.tokenizer, test), 4))
         rows["steps_or1"].append(steps)
         C.log(f"seed {seed}: or1 {steps} steps in {secs:.0f} s -> avg@{K} {rows['or1'][-1]}")

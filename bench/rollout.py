@@ -1,6 +1,7 @@
 """Rollout throughput: or1's HFRolloutEngine vs transformers' ``model.generate``.
 
     .venv/bin/python bench/rollout.py [--repeats 3] [--skip-25m] [--profile]
+    .venv/bin/python bench/rollout.py --threads 2 --processes 2   # the whole machine each
 
 Same model, same prompts (tiny-arith held-out problems), same sampling: temperature 1.0,
 top-p 1.0, no top-k, group size 8, at most 256 new tokens, the same stop tokens. One
@@ -14,6 +15,10 @@ Models: the tiny-arith policy (warmed up, cached; 32 prompts x 8 = 256 rows, the
 preset's rollout batch) and a randomly initialised ~25M-parameter Qwen2 with the same
 tokenizer (8 prompts x 8 = 64 rows, so that the bench stays under 10 minutes; its
 responses are random tokens that stop by chance, about half of them before 256).
+
+Threads: by default both engines run in this process with ``--threads`` (1) torch
+threads. With ``--processes N`` or1 decodes in N single-thread worker processes that
+share the model (``rollout.processes``); give HF the same cores with ``--threads N``.
 
 Output: one JSON line, {"tokens_per_s_or1", "tokens_per_s_hf", "ratio"} for the
 tiny-arith model, plus the same per model under "models", and the machine.
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
 from or1.engine.hf_rollout import HFRolloutEngine
+from or1.engine.process_rollout import ProcessRolloutEngine
 from or1.engine.rollout import SamplingParams
 
 GROUP, MAX_NEW, TEMPERATURE = 8, 256, 1.0
@@ -68,16 +74,29 @@ def hf_generate(model: Any, prompts: list[list[int]], *, pad_id: int, stop_ids: 
     return real_tokens(out[:, width:], stop_ids)
 
 
-def or1_generate(engine: HFRolloutEngine, prompts: list[list[int]]) -> int:
+def or1_generate(engine: HFRolloutEngine | ProcessRolloutEngine, prompts: list[list[int]]) -> int:
     params = SamplingParams(n=GROUP, temperature=TEMPERATURE, top_p=1.0, max_tokens=MAX_NEW)
     return engine.generate(prompts, params).num_tokens
 
 
-def compare(name: str, model: Any, tok: Any, prompts: list[list[int]], repeats: int) -> dict:
+def compare(
+    name: str, model: Any, tok: Any, prompts: list[list[int]], repeats: int, processes: int
+) -> dict:
     stop_ids = C.stops(tok, model)
-    engine = HFRolloutEngine(
-        model, pad_id=tok.pad_token_id, stop_ids=stop_ids, max_batch_sequences=len(prompts) * GROUP
-    )
+    rows = len(prompts) * GROUP
+    engine: HFRolloutEngine | ProcessRolloutEngine
+    if processes > 1:
+        engine = ProcessRolloutEngine(
+            model,
+            processes=processes,
+            pad_id=tok.pad_token_id,
+            stop_ids=stop_ids,
+            max_batch_sequences=rows,
+        )
+    else:
+        engine = HFRolloutEngine(
+            model, pad_id=tok.pad_token_id, stop_ids=stop_ids, max_batch_sequences=rows
+        )
     C.log(f"{name}: {C.params_of(model) / 1e6:.2f}M params, {len(prompts)} prompts x {GROUP}")
     # Warm both paths (allocator, kernels) on a small call, untimed.
     hf_generate(model, prompts[:1], pad_id=tok.pad_token_id, stop_ids=stop_ids)
@@ -90,6 +109,8 @@ def compare(name: str, model: Any, tok: Any, prompts: list[list[int]], repeats: 
         },
         repeats,
     )
+    if isinstance(engine, ProcessRolloutEngine):
+        engine.close()
     tps = {k: C.median([tokens / s for s, tokens in v]) for k, v in runs.items()}
     return {
         "params": C.params_of(model),
@@ -120,6 +141,7 @@ def main() -> None:
     ap.add_argument("--skip-25m", action="store_true")
     ap.add_argument("--profile", action="store_true", help="print a torch profile to stderr")
     ap.add_argument("--threads", type=int, default=1, help=C.THREADS_HELP)
+    ap.add_argument("--processes", type=int, default=1, help=C.PROCESSES_HELP)
     args = ap.parse_args()
     C.set_threads(args.threads)
     _, loaded, _, test = C.tiny_arith()
@@ -127,11 +149,13 @@ def main() -> None:
     prompts = C.prompts_of(tok, test)
     if args.profile:
         profile(model, tok, prompts[: args.prompts])
-    tiny = compare("tiny-arith", model, tok, prompts[: args.prompts], args.repeats)
+    tiny = compare("tiny-arith", model, tok, prompts[: args.prompts], args.repeats, args.processes)
     models = {"tiny-arith": tiny}
     if not args.skip_25m:
         big = C.model_25m(tok)
-        models["25m"] = compare("25m", big, tok, prompts[: args.prompts_25m], args.repeats)
+        models["25m"] = compare(
+            "25m", big, tok, prompts[: args.prompts_25m], args.repeats, args.processes
+        )
     head = models["tiny-arith"]
     C.emit(
         {
@@ -139,7 +163,13 @@ def main() -> None:
             "tokens_per_s_hf": head["tokens_per_s_hf"],
             "ratio": head["ratio"],
             "counted": "real tokens (through the stop token), both engines",
-            "settings": {"group": GROUP, "max_new_tokens": MAX_NEW, "temperature": TEMPERATURE},
+            "settings": {
+                "group": GROUP,
+                "max_new_tokens": MAX_NEW,
+                "temperature": TEMPERATURE,
+                "threads": args.threads,
+                "or1_processes": args.processes,
+            },
             "models": models,
             "machine": C.machine(),
         }

@@ -50,6 +50,10 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
         "gain": summary["final_avg_at_k"] - summary["base_avg_at_k"],
         "base_boxed": boxed_accuracy(run_dir / "eval" / "base_samples.jsonl"),
         "final_boxed": boxed_accuracy(run_dir / "eval" / "final_samples.jsonl"),
+        "base_complete": complete_accuracy(run_dir / "eval" / "base_samples.jsonl"),
+        "final_complete": complete_accuracy(run_dir / "eval" / "final_samples.jsonl"),
+        "base_truncated": truncated_share(run_dir / "eval" / "base_samples.jsonl"),
+        "final_truncated": truncated_share(run_dir / "eval" / "final_samples.jsonl"),
         "steps": len(step_seconds),
         "seconds_per_step": statistics.median(step_seconds) if step_seconds else None,
         "wall_seconds": round(time.perf_counter() - start, 1),
@@ -70,6 +74,27 @@ def boxed_accuracy(samples: Path) -> float | None:
         return None
     rows = [json.loads(line) for line in samples.open()]
     return sum(r["reward"] == 1.0 and "\\boxed" in r["response"] for r in rows) / len(rows)
+
+
+def complete_accuracy(samples: Path) -> float | None:
+    """Accuracy counting only correct samples that finished within the length limit.
+
+    Evaluation grades a cut-off response's text too (standard practice), and a rambling
+    small model often ends a cut-off text on a number that happens to be right; training
+    gives such responses reward 0 (RECIPE step 2, ``algo.truncated_reward``).
+    """
+    if not samples.is_file():
+        return None
+    rows = [json.loads(line) for line in samples.open()]
+    return sum(r["reward"] == 1.0 and not r["truncated"] for r in rows) / len(rows)
+
+
+def truncated_share(samples: Path) -> float | None:
+    """Share of evaluation samples cut off at the length limit."""
+    if not samples.is_file():
+        return None
+    rows = [json.loads(line) for line in samples.open()]
+    return sum(bool(r["truncated"]) for r in rows) / len(rows)
 
 
 def main(argv: list[str] | None = None) -> None:

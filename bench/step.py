@@ -1,6 +1,7 @@
 """One full RL step (rollout + reward + update): or1 vs TRL's GRPOTrainer.
 
     .venv/bin/python bench/step.py [--repeats 3]
+    .venv/bin/python bench/step.py --threads 2 --processes 2   # the whole machine each
 
 Equal settings on both sides: the tiny-arith warmed-up model, 32 training prompts x 8
 samples, at most 64 new tokens (the preset's second stage), temperature 1.0, top-p 1.0,
@@ -8,7 +9,9 @@ the same Math-Verify reward, beta 0 (no reference model), one optimizer step (Ad
 lr 5e-5) per step, CPU, fp32, the same torch threads. TRL 1.16 runs in its own venv
 (bench/.venv-trl, created on first use by bench/_trl_env.py) with use_vllm=False,
 use_cpu=True; its other settings are its defaults (its own batching of the
-generation, its loss). or1 runs ``Trainer.train_step`` of the tiny-arith preset.
+generation, its loss). or1 runs ``Trainer.train_step`` of the tiny-arith preset; with
+``--processes N`` its rollouts are decoded by N single-thread processes
+(``rollout.processes``) while its update and TRL use ``--threads``.
 
 The two alternate in one run: or1's step in this process, then TRL's in its worker
 process (which waits on stdin between steps), ``--repeats`` times after one untimed
@@ -79,6 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help=C.THREADS_HELP)
+    ap.add_argument("--processes", type=int, default=1, help=C.PROCESSES_HELP)
     args = ap.parse_args()
     C.set_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="or1-bench-step-"))
@@ -91,6 +95,7 @@ def main() -> None:
             f"runs_dir={tmp}",
             "logging.tensorboard=false",
             f"train.threads={args.threads}",
+            f"rollout.processes={args.processes}",
         ]
     )
     trainer = Trainer(cfg, tmp / "or1", show_progress=False)
@@ -130,6 +135,7 @@ def main() -> None:
                 "max_tokens": MAX_TOKENS,
                 "lr": LR,
                 "threads": args.threads,
+                "or1_processes": args.processes,
             },
             "trl": _trl_env.TRL_VERSION,
             "machine": C.machine(),

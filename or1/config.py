@@ -205,6 +205,9 @@ class AlgoConfig(_Strict):
     normalize_std: bool = True
     reject_uniform_groups: bool = True
     truncation: Literal["keep", "mask"] = "keep"
+    # RECIPE step 2: a truncated response keeps reward 0 ("zero"). "graded" grades its
+    # cut-off text like any other (a lucky last number then earns reward 1).
+    truncated_reward: Literal["zero", "graded"] = "zero"
     online_filter: bool = True
     reuse_epochs: int = Field(1, ge=1)
     # Truncated importance sampling (off by default): weight each token's loss by

@@ -24,6 +24,7 @@ from or1.algo import (
     FixedEntropyCoef,
     drop_solved,
     group_accuracy,
+    zero_truncated_rewards,
 )
 from or1.batch import build_batch, mini_batch_rows
 from or1.build import encode_prompt, fit_prompts, load_model, load_problems, seed_everything
@@ -164,7 +165,11 @@ class Trainer:
                 for g, t in zip(rollouts.group_ids, texts, strict=True)
             ]
         )
-        rewards = torch.tensor(scored, dtype=torch.float32)
+        graded = torch.tensor(scored, dtype=torch.float32)
+        truncated = torch.tensor(rollouts.truncated, dtype=torch.bool)
+        rewards = graded
+        if cfg.algo.truncated_reward == "zero":
+            rewards = zero_truncated_rewards(graded, truncated)
         t2 = time.perf_counter()
         group_ids = torch.tensor(rollouts.group_ids)
         ids, accuracy = group_accuracy(rewards, group_ids)
@@ -177,13 +182,15 @@ class Trainer:
             "response_length_mean": float(lengths.mean()),
             "response_length_max": float(lengths.max()),
             "truncation_ratio": sum(rollouts.truncated) / len(rollouts),
+            # graded correct although cut off (reward 0 unless truncated_reward=graded)
+            "truncated_correct_ratio": float(((graded > 0.5) & truncated).float().mean()),
             "max_response_length": stage.max_response_length,
             "active_prompts": len(self.sampler.active),
             "rollout_seconds": t1 - t0,
             "reward_seconds": t2 - t1,
             "tokens_per_second": rollouts.num_tokens / max(t1 - t0, 1e-9),
         }
-        self._write_samples(problems, rollouts, texts, scored)
+        self._write_samples(problems, rollouts, texts, rewards.tolist())
         batch, info = build_batch(rollouts, rewards, pad_id=self.tokenizer.pad_token_id, cfg=cfg)
         metrics.update(info)
         if batch is None:

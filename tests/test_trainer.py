@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from or1.config import Config, load_config
 from or1.trainer import Trainer, make_entropy_controller, stage_of
@@ -40,3 +43,26 @@ def test_online_filter_drops_prompts_solved_in_the_previous_stage(
     trainer.stage_accuracy = {trainer.sampler.active[0]: 1.0}
     trainer.enter_stage(1)
     assert len(trainer.sampler.active) == before
+
+
+@pytest.mark.parametrize("mode", ["zero", "graded"])
+def test_truncated_responses_keep_reward_zero(
+    small_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """RECIPE step 2: a response cut off at the limit keeps reward 0 even if graded correct
+    (here every response is graded correct); ``graded`` keeps the grade."""
+    monkeypatch.setattr("or1.trainer.score_batch", lambda items, **_: [1.0] * len(items))
+    cfg = small_config.model_copy(deep=True)
+    cfg.stages[0].max_response_length = 2  # nearly every response is cut off
+    cfg.algo.truncated_reward = mode
+    trainer = Trainer(cfg, tmp_path / mode, show_progress=False)
+    trainer.step = 1
+    metrics = trainer.train_step(cfg.stages[0])
+    truncated = metrics["truncation_ratio"]
+    assert truncated > 0.5 and metrics["truncated_correct_ratio"] == truncated
+    expected = 1.0 - truncated if mode == "zero" else 1.0
+    assert abs(metrics["reward_mean"] - expected) < 1e-6
+    rows = [json.loads(line) for line in (tmp_path / mode / "samples" / "step_1.jsonl").open()]
+    assert any(r["truncated"] for r in rows)
+    for r in rows:
+        assert r["reward"] == (0.0 if r["truncated"] and mode == "zero" else 1.0)

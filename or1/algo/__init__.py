@@ -18,6 +18,7 @@ from or1.algo.filters import (
     keep_by_pass_rate,
     reject_uniform_groups,
     solved_prompts,
+    zero_truncated_rewards,
 )
 from or1.algo.losses import (
     AGGREGATIONS,
@@ -49,4 +50,5 @@ __all__ = [
     "reject_uniform_groups",
     "solved_prompts",
     "token_entropy",
+    "zero_truncated_rewards",
 ]

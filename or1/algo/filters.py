@@ -1,5 +1,8 @@
 """Data filters: rejection sampling of uniform groups, online and offline prompt filters.
 
+- ``zero_truncated_rewards`` (RECIPE.md step 2): a response cut off at the length limit
+  keeps reward 0, even when its unfinished text happens to parse to the right answer;
+  it stays in the batch (with a negative advantage when its group has a correct one).
 - ``reject_uniform_groups`` (RECIPE.md step 3): drop every group whose rewards are all
   equal; such a group has zero advantage. A group of one response is uniform and is
   dropped too. No refill: the batch shrinks, as in the paper.
@@ -38,6 +41,26 @@ def reject_uniform_groups(rewards: Tensor, group_ids: Tensor) -> Tensor:
     r = rewards.to(torch.float64)  # exact for float32 and for integers below 2**53
     ids, inverse = torch.unique(group_ids, return_inverse=True)
     return ~uniform_groups(r, inverse, ids.shape[0])[inverse]
+
+
+def zero_truncated_rewards(rewards: Tensor, truncated: Tensor) -> Tensor:
+    """Rewards with every truncated response's set to 0.
+
+    Args:
+        rewards: [B] rewards as graded.
+        truncated: [B] bool, True where the response hit the length limit.
+
+    Returns:
+        [B] float rewards (a new tensor).
+
+    Example:
+        >>> zero_truncated_rewards(torch.tensor([1.0, 1.0, 0.0]), torch.tensor([False, True, True]))
+        tensor([1., 0., 0.])
+    """
+    if rewards.shape != truncated.shape:
+        raise ValueError(f"rewards {tuple(rewards.shape)} vs truncated {tuple(truncated.shape)}")
+    r = float_rewards(rewards)
+    return torch.where(truncated.bool(), torch.zeros_like(r), r)
 
 
 def group_accuracy(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:

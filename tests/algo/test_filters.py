@@ -12,6 +12,7 @@ from or1.algo import (
     keep_by_pass_rate,
     reject_uniform_groups,
     solved_prompts,
+    zero_truncated_rewards,
 )
 
 FAST = settings(max_examples=40, deadline=None)
@@ -125,3 +126,14 @@ def test_keep_by_pass_rate_drops_exactly_zero_and_all():
     ]
     with pytest.raises(ValueError):
         keep_by_pass_rate(rates, low=0.5, high=0.5)
+
+
+def test_zero_truncated_rewards_hand_example():
+    rewards = torch.tensor([1.0, 1.0, 0.0, 0.5])
+    truncated = torch.tensor([False, True, True, False])
+    assert zero_truncated_rewards(rewards, truncated).tolist() == [1.0, 0.0, 0.0, 0.5]
+    assert rewards.tolist() == [1.0, 1.0, 0.0, 0.5]  # the input is not modified
+    ints = zero_truncated_rewards(torch.tensor([1, 1]), torch.tensor([True, False]))
+    assert ints.dtype.is_floating_point and ints.tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="truncated"):
+        zero_truncated_rewards(rewards, truncated[:2])
