@@ -1,45 +1,28 @@
-"""Plots and a single-file HTML report of a run directory.
-
-:func:`write_report` reads what the trainer left in ``runs/<name>/``: ``metrics.jsonl``
-(one row per step), and if present ``eval.jsonl``, ``summary.json`` and ``config.yaml``.
-It writes one PNG per panel to ``plots/`` and ``report.html``, a self-contained page
-(the PNGs are embedded as base64 data URIs, so the one file can be mailed).
+"""The report's panels and reusable plots (matplotlib ``Figure`` + Agg, never pyplot).
 
 Every panel is drawn against the step, with dashed vertical lines where the ``stage``
 column changes. With many points, the raw curve is drawn faint under a centred moving
-average. A panel whose columns were never logged is left out and listed as "not logged";
-a run with no metrics yet gets a report that says so.
-
-``stage`` is read as a 0-based index into the config's ``stages`` list (for the
-max-response-length line); without a ``stage`` column the stage lengths are counted
-off in step order instead.
-
-Matplotlib is used through ``Figure`` and the Agg canvas only, never ``pyplot``, so
-making a report neither needs a display nor changes the caller's backend.
+average.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import io
-import json
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from or1.errors import DataError
-from or1.tracking import EVAL_FILE, METRICS_FILE, read_jsonl
+from or1.report.data import RunData, Series, is_number, load_run
 
 log = logging.getLogger(__name__)
 
@@ -48,41 +31,6 @@ FIGSIZE = (7.0, 3.6)  # inches: 700 x 360 px at DPI
 SMOOTH_MIN_POINTS = 30  # fewer points than this are drawn as they are
 SMOOTH_FRACTION = 0.05  # moving-average window as a fraction of the points
 STAGE_LINE = {"color": "0.45", "linestyle": "--", "linewidth": 0.9}
-Series = tuple[np.ndarray, np.ndarray]  # (steps, values), finite values only
-
-
-@dataclass
-class RunData:
-    """Everything a report reads from one run directory."""
-
-    run_dir: Path
-    rows: list[dict[str, Any]]  # one per step, sorted by step (last row wins on repeats)
-    eval_rows: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
-    config_text: str | None = None
-    notes: list[str] = field(default_factory=list)  # problems worth showing the reader
-
-    def series(self, column: str) -> Series:
-        """The finite values of ``column`` and their steps (empty if never logged)."""
-        points = [
-            (float(r["step"]), float(r[column]))
-            for r in self.rows
-            if _is_number(r.get(column)) and math.isfinite(r[column])
-        ]
-        if not points:
-            return np.empty(0), np.empty(0)
-        steps, values = zip(*points, strict=True)
-        return np.asarray(steps), np.asarray(values)
-
-    def config_get(self, dotted: str) -> Any:
-        """A config value by dotted key (``"algo.entropy.target"``), or None."""
-        node: Any = self.config
-        for key in dotted.split("."):
-            if not isinstance(node, dict) or key not in node:
-                return None
-            node = node[key]
-        return node
 
 
 @dataclass(frozen=True)
@@ -94,53 +42,6 @@ class Panel:
     ylabel: str
     columns: tuple[str, ...]  # what the panel looks for, to say what was not logged
     draw: Callable[[Axes, RunData], list[str]]
-
-
-# -- loading ------------------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def load_run(run_dir: Path) -> RunData:
-    """Read a run directory's metrics, evals, summary and config.
-
-    Args:
-        run_dir: The run directory.
-
-    Returns:
-        The run's data; missing optional files are left empty.
-
-    Raises:
-        DataError: ``run_dir`` does not exist, or a JSONL file has a corrupt line.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(
-            f"run directory {run_dir} does not exist.",
-            hint="pass a directory under runs/, e.g. `or1 report runs/<name>`.",
-        )
-    by_step = {
-        r["step"]: r for r in read_jsonl(run_dir / METRICS_FILE) if _is_number(r.get("step"))
-    }
-    run = RunData(run_dir=run_dir, rows=[by_step[s] for s in sorted(by_step)])
-    run.eval_rows = read_jsonl(run_dir / EVAL_FILE)
-    summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        try:
-            run.summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            run.notes.append(f"summary.json could not be parsed ({err.msg}).")
-    config_path = run_dir / "config.yaml"
-    if config_path.exists():
-        run.config_text = config_path.read_text(encoding="utf-8")
-        try:
-            loaded = yaml.safe_load(run.config_text)
-            run.config = loaded if isinstance(loaded, dict) else None
-        except yaml.YAMLError as err:
-            run.notes.append(f"config.yaml could not be parsed ({type(err).__name__}).")
-    return run
 
 
 # -- drawing helpers ----------------------------------------------------------------------
@@ -285,7 +186,7 @@ def _draw_accuracy(ax: Axes, run: RunData) -> list[str]:
     drawn = _plot_columns(ax, run, ["accuracy"])
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in run.eval_rows:
-        if _is_number(row.get("avg_at_k")) and _is_number(row.get("step")):
+        if is_number(row.get("avg_at_k")) and is_number(row.get("step")):
             groups.setdefault(_eval_label(row), []).append(row)
     markers = "DsP^v*"
     for i, (label, rows) in enumerate(sorted(groups.items())):
@@ -317,7 +218,7 @@ def _draw_entropy(ax: Axes, run: RunData) -> list[str]:
     target = run.config_get("algo.entropy.target")
     mode = run.config_get("algo.entropy.mode")
     # The target only steers the coefficient in adaptive mode; elsewhere it would mislead.
-    if drawn and _is_number(target) and mode in (None, "adaptive"):
+    if drawn and is_number(target) and mode in (None, "adaptive"):
         ax.axhline(target, color="crimson", linestyle=":", linewidth=1.2, label=f"target {target}")
     return drawn
 
@@ -338,7 +239,7 @@ def _stage_lengths(run: RunData) -> Series:
     points = [
         (row["step"], lengths[stage])
         for row, stage in zip(run.rows, stage_of_row, strict=False)
-        if isinstance(stage, int) and 0 <= stage < len(lengths) and _is_number(lengths[stage])
+        if isinstance(stage, int) and 0 <= stage < len(lengths) and is_number(lengths[stage])
     ]
     if not points:
         return np.empty(0), np.empty(0)
@@ -372,12 +273,12 @@ TIME_COLUMNS = ("rollout_seconds", "reward_seconds", "update_seconds")
 
 def _draw_time(ax: Axes, run: RunData) -> list[str]:
     present = [c for c in TIME_COLUMNS if len(run.series(c)[0])]
-    rows = [r for r in run.rows if any(_is_number(r.get(c)) for c in present)]
+    rows = [r for r in run.rows if any(is_number(r.get(c)) for c in present)]
     if not rows:
         return []
     steps = np.asarray([r["step"] for r in rows], dtype=float)
     stack = [
-        [r[c] if _is_number(r.get(c)) and math.isfinite(r[c]) else 0.0 for r in rows]
+        [r[c] if is_number(r.get(c)) and math.isfinite(r[c]) else 0.0 for r in rows]
         for c in present
     ]
     if len(rows) == 1:
@@ -433,9 +334,6 @@ PANELS: tuple[Panel, ...] = (
 )
 
 
-# -- the report ---------------------------------------------------------------------------
-
-
 @dataclass
 class _Rendered:
     panel: Panel
@@ -452,147 +350,6 @@ def _render_panel(panel: Panel, run: RunData) -> _Rendered | None:
     _finish(fig, title=panel.title, ylabel=panel.ylabel)
     missing = [c for c in panel.columns if c not in drawn]
     return _Rendered(panel, _png_bytes(fig), missing)
-
-
-def write_report(run_dir: Path) -> Path:
-    """Write ``plots/*.png`` and a self-contained ``report.html`` for a run.
-
-    Args:
-        run_dir: The run directory (``runs/<name>``).
-
-    Returns:
-        The path of ``report.html``.
-
-    Raises:
-        DataError: ``run_dir`` does not exist, or a JSONL file has a corrupt line.
-
-    Example:
-        >>> write_report(Path("runs/tiny-arith"))  # doctest: +SKIP
-        PosixPath('runs/tiny-arith/report.html')
-    """
-    run = load_run(run_dir)
-    plots_dir = run.run_dir / "plots"
-    plots_dir.mkdir(exist_ok=True)
-    rendered, not_logged = [], []
-    for panel in PANELS:
-        result = _render_panel(panel, run)
-        png_path = plots_dir / f"{panel.key}.png"
-        if result is None:
-            not_logged.append(panel)
-            png_path.unlink(missing_ok=True)  # a stale plot from an earlier report
-            continue
-        _atomic_write(png_path, result.png)
-        rendered.append(result)
-    out = run.run_dir / "report.html"
-    _atomic_write(out, _html(run, rendered, not_logged).encode("utf-8"))
-    return out
-
-
-# -- HTML ---------------------------------------------------------------------------------
-
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
-td, th { border: 1px solid #ccc; padding: 0.2rem 0.6rem; text-align: left; }
-figure { margin: 1rem 0 2rem; } img { max-width: 100%; }
-.note { color: #8a5a00; } .missing { color: #777; font-size: 0.9em; }
-pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; }
-"""
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items = []
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            items += _flatten(value, f"{prefix}{key}.")
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _eval_table(eval_rows: list[dict[str, Any]]) -> str:
-    ks = sorted({str(k) for r in eval_rows for k in (r.get("pass_at_k") or {})}, key=_k_order)
-    header = ["step", "label", "benchmark", "avg@k", "k", *(f"pass@{k}" for k in ks)]
-    rows = [
-        [
-            r.get("step", ""),
-            r.get("label", ""),
-            r.get("benchmark", ""),
-            r.get("avg_at_k", ""),
-            r.get("k", ""),
-            *((r.get("pass_at_k") or {}).get(k, "") for k in ks),
-        ]
-        for r in eval_rows
-    ]
-    return _table(header, rows)
-
-
-def _k_order(k: str) -> tuple[int, str]:
-    return (int(k), k) if k.isdigit() else (1 << 30, k)
-
-
-def _html(run: RunData, rendered: list[_Rendered], not_logged: list[Panel]) -> str:
-    name = html.escape(run.run_dir.resolve().name)
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>or1 report: {name}</title>",
-        f"<style>{_CSS}</style></head><body><h1>or1 run report: {name}</h1>",
-    ]
-    parts += [f"<p class='note'>{html.escape(note)}</p>" for note in run.notes]
-    if not run.rows:
-        parts.append(
-            "<p class='note'>No training metrics were logged: metrics.jsonl is missing or "
-            "empty (the run may not have finished its first step).</p>"
-        )
-    else:
-        steps = f"steps {_fmt(run.rows[0]['step'])} to {_fmt(run.rows[-1]['step'])}"
-        parts.append(f"<p>{len(run.rows)} logged steps ({steps}).</p>")
-    if run.summary:
-        parts += ["<h2>Summary</h2>", _table(["key", "value"], _flatten(run.summary))]
-    if run.eval_rows:
-        parts += ["<h2>Evaluations</h2>", _eval_table(run.eval_rows)]
-    if rendered:
-        parts.append("<h2>Training curves</h2>")
-    for item in rendered:
-        data = base64.b64encode(item.png).decode("ascii")
-        alt = html.escape(item.panel.title)
-        parts.append(
-            f"<figure id='{item.panel.key}'><img src=\"data:image/png;base64,{data}\" alt='{alt}'>"
-        )
-        if item.missing:
-            parts.append(
-                f"<figcaption class='missing'>not logged: {', '.join(item.missing)}</figcaption>"
-            )
-        parts.append("</figure>")
-    if not_logged:
-        parts.append("<h2>Not logged</h2><ul class='missing'>")
-        parts += [
-            f"<li>{html.escape(p.title)}: not logged ({', '.join(p.columns)})</li>"
-            for p in not_logged
-        ]
-        parts.append("</ul>")
-    if run.config_text is not None:
-        parts.append(
-            "<h2>Config</h2><details><summary>config.yaml</summary>"
-            f"<pre>{html.escape(run.config_text)}</pre></details>"
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 # -- reusable plots -----------------------------------------------------------------------
