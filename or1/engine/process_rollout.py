@@ -170,5 +170,6 @@ class ProcessRolloutEngine:
             f"rollout process {i} of {self.processes} {what}"
             + (f":\n{details}" if details else "")
             + "\nHint: rerun with rollout.processes=1 to decode in this process and see the"
-            " error directly."
+            " error directly. A script that builds the engine must guard its entry point"
+            " with `if __name__ == '__main__':` (workers are spawned and import it)."
         )
