@@ -40,7 +40,9 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
     )
     run_dir = runs_dir / f"smol-rl-seed{seed}"
     start = time.perf_counter()
-    summary = Trainer(cfg, run_dir, show_progress=False).run()
+    trainer = Trainer(cfg, run_dir, show_progress=False)
+    answers = [p.ground_truth for p in trainer.test_problems]
+    summary = trainer.run()
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
     step_seconds = [r["step_seconds"] for r in rows if "step_seconds" in r]
     result = {
@@ -54,6 +56,9 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
         "final_complete": complete_accuracy(run_dir / "eval" / "final_samples.jsonl"),
         "base_truncated": truncated_share(run_dir / "eval" / "base_samples.jsonl"),
         "final_truncated": truncated_share(run_dir / "eval" / "final_samples.jsonl"),
+        # The accuracy of answering every held-out question with its most common answer:
+        # a policy that only learned the answer format and prior scores about this.
+        "best_constant_answer": max(map(answers.count, set(answers))) / len(answers),
         "steps": len(step_seconds),
         "seconds_per_step": statistics.median(step_seconds) if step_seconds else None,
         "wall_seconds": round(time.perf_counter() - start, 1),
