@@ -9,6 +9,7 @@ Departures from the paper, each a setting whose default is the paper's value:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -94,7 +95,8 @@ class Trainer:
             )
         loaded = load_model(cfg, train, show=show_progress)
         self.model, self.tokenizer, self.model_info = loaded.model, loaded.tokenizer, loaded.info
-        encode, limit = self.encode_prompt, cfg.rollout.max_prompt_length
+        encode = functools.partial(encode_prompt, self.tokenizer)
+        limit = cfg.rollout.max_prompt_length
         self.train_problems, self._prompt_cache = fit_prompts(train, encode, limit, split="train")
         self.test_problems, test_ids = fit_prompts(test, encode, limit, split="test")
         self._prompt_cache.update(test_ids)
@@ -115,12 +117,8 @@ class Trainer:
         self.setup_seconds = time.perf_counter() - created  # data, model, warm-up
 
     # ---- helpers -----------------------------------------------------------------
-    def encode_prompt(self, problem: Problem) -> list[int]:
-        return encode_prompt(self.tokenizer, problem)
-
     def prompt_ids(self, problem: Problem) -> list[int]:
-        if problem.uid not in self._prompt_cache:
-            self._prompt_cache[problem.uid] = self.encode_prompt(problem)
+        """The chat prompt's token ids (every train and test problem is encoded at start)."""
         return self._prompt_cache[problem.uid]
 
     def decode(self, responses: list[list[int]]) -> list[str]:
