@@ -50,12 +50,11 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
         "base": summary["base_avg_at_k"],
         "final": summary["final_avg_at_k"],
         "gain": summary["final_avg_at_k"] - summary["base_avg_at_k"],
-        "base_boxed": boxed_accuracy(run_dir / "eval" / "base_samples.jsonl"),
-        "final_boxed": boxed_accuracy(run_dir / "eval" / "final_samples.jsonl"),
-        "base_complete": complete_accuracy(run_dir / "eval" / "base_samples.jsonl"),
-        "final_complete": complete_accuracy(run_dir / "eval" / "final_samples.jsonl"),
-        "base_truncated": truncated_share(run_dir / "eval" / "base_samples.jsonl"),
-        "final_truncated": truncated_share(run_dir / "eval" / "final_samples.jsonl"),
+        **{
+            f"{label}_{key}": value
+            for label in ("base", "final")
+            for key, value in sample_stats(run_dir / "eval" / f"{label}_samples.jsonl").items()
+        },
         # The accuracy of answering every held-out question with its most common answer:
         # a policy that only learned the answer format and prior scores about this.
         "best_constant_answer": max(map(answers.count, set(answers))) / len(answers),
@@ -68,38 +67,27 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
     return result
 
 
-def boxed_accuracy(samples: Path) -> float | None:
-    """Accuracy counting only rewarded samples that put their answer in \\boxed{}.
+def sample_stats(samples: Path) -> dict[str, float | None]:
+    """Stricter reads of one evaluation's samples than avg@k.
 
-    Math-Verify also reads un-boxed text, and on chain_sum restating the question's
-    expression ("7 + 4 - 2") parses to the right value: this stricter number shows how
-    much of a gain comes from answering in the asked format rather than from echoes.
+    - ``boxed``: accuracy counting only rewarded samples that put their answer in
+      \\boxed{}. Math-Verify also reads un-boxed text, and on chain_sum restating the
+      question's expression ("7 + 4 - 2") parses to the right value.
+    - ``complete``: accuracy counting only correct samples that finished within the
+      length limit. Evaluation grades a cut-off response's text too (standard practice),
+      and a rambling small model often ends a cut-off text on a number that happens to
+      be right; training gives such responses reward 0 (``algo.truncated_reward``).
+    - ``truncated``: share of samples cut off at the length limit.
     """
     if not samples.is_file():
-        return None
+        return {"boxed": None, "complete": None, "truncated": None}
     rows = [json.loads(line) for line in samples.open()]
-    return sum(r["reward"] == 1.0 and "\\boxed" in r["response"] for r in rows) / len(rows)
-
-
-def complete_accuracy(samples: Path) -> float | None:
-    """Accuracy counting only correct samples that finished within the length limit.
-
-    Evaluation grades a cut-off response's text too (standard practice), and a rambling
-    small model often ends a cut-off text on a number that happens to be right; training
-    gives such responses reward 0 (RECIPE step 2, ``algo.truncated_reward``).
-    """
-    if not samples.is_file():
-        return None
-    rows = [json.loads(line) for line in samples.open()]
-    return sum(r["reward"] == 1.0 and not r["truncated"] for r in rows) / len(rows)
-
-
-def truncated_share(samples: Path) -> float | None:
-    """Share of evaluation samples cut off at the length limit."""
-    if not samples.is_file():
-        return None
-    rows = [json.loads(line) for line in samples.open()]
-    return sum(bool(r["truncated"]) for r in rows) / len(rows)
+    correct = [r for r in rows if r["reward"] == 1.0]
+    return {
+        "boxed": sum("\\boxed" in r["response"] for r in correct) / len(rows),
+        "complete": sum(not r["truncated"] for r in correct) / len(rows),
+        "truncated": sum(bool(r["truncated"]) for r in rows) / len(rows),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
