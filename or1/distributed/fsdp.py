@@ -170,7 +170,8 @@ class ShardedPolicyWorker:
         self, shards: list[PolicyShard], loss_fn: LossFn, *, temperature: float
     ) -> list[dict[str, float]]:
         """One optimizer step per shard (one per mini-batch). Returns per-step partial stats
-        for ``sharding.merge_stats``: ``tokens``, ``sum:<stat>``, ``grad_norm``."""
+        for ``sharding.merge_stats``: ``tokens``, ``sum:<stat>`` (``max:<stat>`` for a
+        ``*_max`` one), ``grad_norm``."""
         self.updates += 1
         self._fault_injection()
         self.model.train()
@@ -189,7 +190,10 @@ class ShardedPolicyWorker:
                 continue
             out["tokens"] += tokens
             for key, value in stats.items():
-                out[f"sum:{key}"] = out.get(f"sum:{key}", 0.0) + float(value) * tokens
+                if key.endswith("_max"):  # a maximum stays a maximum (as add_stats)
+                    out[f"max:{key}"] = max(out.get(f"max:{key}", float(value)), float(value))
+                else:
+                    out[f"sum:{key}"] = out.get(f"sum:{key}", 0.0) + float(value) * tokens
         out["grad_norm"] = self._clip_grad_norm(self.optim_cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

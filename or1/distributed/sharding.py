@@ -70,10 +70,11 @@ def merge_rows(parts: list[torch.Tensor], shards: list[PolicyShard]) -> torch.Te
 
 
 def merge_stats(per_rank: list[dict[str, float]]) -> dict[str, float]:
-    """Token-weighted mean of each rank's stat sums; ``grad_norm`` is global (rank 0's).
+    """Token-weighted mean of each rank's stat sums, the max of its maxima; ``grad_norm``
+    is global (rank 0's).
 
     Each entry holds ``tokens`` (response tokens of its real rows), ``grad_norm``, and
-    for every loss statistic k the token-weighted sum ``sum:k``.
+    for every loss statistic k the token-weighted sum ``sum:k`` (``max:k`` for a maximum).
     """
     tokens = sum(r["tokens"] for r in per_rank)
     out: dict[str, float] = {}
@@ -82,5 +83,8 @@ def merge_stats(per_rank: list[dict[str, float]]) -> dict[str, float]:
             if key.startswith("sum:"):
                 name = key.removeprefix("sum:")
                 out[name] = out.get(name, 0.0) + value / max(tokens, 1.0)
+            elif key.startswith("max:"):
+                name = key.removeprefix("max:")
+                out[name] = max(out.get(name, value), value)
     out["grad_norm"] = per_rank[0]["grad_norm"]
     return out

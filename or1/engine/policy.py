@@ -102,6 +102,16 @@ class Policy(Protocol):
     def load_optimizer_state(self, state: dict) -> None: ...
 
 
+def add_stats(total: dict[str, float], stats: dict[str, float], weight: float = 1.0) -> None:
+    """Fold a part's loss statistics into ``total`` in place: a ``*_max`` statistic by
+    max, any other as a ``weight``-ed sum (weights = the parts' shares of the tokens)."""
+    for key, value in stats.items():
+        if key.endswith("_max"):
+            total[key] = max(total.get(key, value), value)
+        else:
+            total[key] = total.get(key, 0.0) + value * weight
+
+
 def gather_logprobs(logits: torch.Tensor, ids: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
     """log softmax(logits)[ids], computed by row chunks to bound memory.
 
@@ -324,22 +334,37 @@ class LocalPolicy:
         results = []
         for rows in mini_batches:
             mini = batch.select(rows)
-            totals = BatchTotals.of(mini)
-            sums: dict[str, float] = {}
-            for idx in self._micro_batches(torch.arange(len(mini)), mini):
-                micro = trim_padding(mini.select(idx))
-                logits = self._response_logits(self.model, micro, temperature)
-                logp = gather_logprobs(logits, micro.response_ids.to(self.device))
-                loss, stats = loss_fn(logp, logits, micro, totals)
-                loss.backward()
-                weight = float(micro.response_mask.sum()) / max(totals.tokens, 1.0)
-                for key, value in stats.items():
-                    sums[key] = sums.get(key, 0.0) + float(value) * weight
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            results.append({**sums, "grad_norm": float(grad_norm)})
+            stats = self.accumulate_gradients(mini, loss_fn, BatchTotals.of(mini), temperature)
+            results.append({**stats, "grad_norm": self.optimizer_step()})
         return results
+
+    def accumulate_gradients(
+        self, part: RolloutBatch, loss_fn: LossFn, totals: BatchTotals, temperature: float
+    ) -> dict[str, float]:
+        """Backward the loss of ``part`` (some rows of a mini-batch whose counts are
+        ``totals``) micro-batch by micro-batch, adding to the parameters' gradients.
+
+        Returns the loss statistics weighted by each micro-batch's share of
+        ``totals.tokens``, so the parts of a mini-batch add up to its averages (maxima,
+        ``*_max``, are maxima over the micro-batches; see `add_stats`).
+        """
+        sums: dict[str, float] = {}
+        for idx in self._micro_batches(torch.arange(len(part)), part):
+            micro = trim_padding(part.select(idx))
+            logits = self._response_logits(self.model, micro, temperature)
+            logp = gather_logprobs(logits, micro.response_ids.to(self.device))
+            loss, stats = loss_fn(logp, logits, micro, totals)
+            loss.backward()
+            weight = float(micro.response_mask.sum()) / max(totals.tokens, 1.0)
+            add_stats(sums, {key: float(value) for key, value in stats.items()}, weight)
+        return sums
+
+    def optimizer_step(self) -> float:
+        """Clip the gradients, step, zero them; returns the norm before clipping."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()

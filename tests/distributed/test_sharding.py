@@ -48,8 +48,9 @@ def test_more_ranks_than_rows_gives_padding_only_shards() -> None:
 
 def test_stats_merge_by_token_weight() -> None:
     ranks = [
-        {"tokens": 3.0, "sum:clip_frac": 3 * 0.5, "grad_norm": 2.0},
-        {"tokens": 1.0, "sum:clip_frac": 1 * 0.1, "grad_norm": 2.0},
+        {"tokens": 3.0, "sum:clip_frac": 3 * 0.5, "max:ratio_max": 1.2, "grad_norm": 2.0},
+        {"tokens": 1.0, "sum:clip_frac": 1 * 0.1, "max:ratio_max": 1.5, "grad_norm": 2.0},
     ]
     merged = merge_stats(ranks)
     assert abs(merged["clip_frac"] - (1.5 + 0.1) / 4) < 1e-12 and merged["grad_norm"] == 2.0
+    assert merged["ratio_max"] == 1.5

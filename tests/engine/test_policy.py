@@ -1,10 +1,9 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
-from or1.config import OptimConfig, TinyModelConfig
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer
-from or1.engine.policy import BatchTotals, LocalPolicy, RolloutBatch, gather_logprobs
+from or1.engine.policy import BatchTotals, RolloutBatch, add_stats, gather_logprobs
 from or1.objective import ObjectiveSettings, magic_loss
 
 
@@ -29,15 +28,6 @@ def _batch(vocab: int, n: int = 6, p: int = 5, t: int = 7) -> RolloutBatch:
     )
 
 
-def _policy(micro: int) -> LocalPolicy:
-    torch.manual_seed(0)
-    tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
-    model = build_tiny_model(
-        TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64), tok
-    )
-    return LocalPolicy(model, OptimConfig(lr=1e-3), micro_batch_size=micro)
-
-
 def test_gather_logprobs_matches_log_softmax() -> None:
     logits = torch.randn(2, 3, 11)
     ids = torch.randint(11, (2, 3))
@@ -45,12 +35,12 @@ def test_gather_logprobs_matches_log_softmax() -> None:
     assert torch.allclose(gather_logprobs(logits, ids, chunk=4), expected, atol=1e-6)
 
 
-def test_update_is_invariant_to_micro_batching() -> None:
+def test_update_is_invariant_to_micro_batching(small_policy) -> None:
     """Token-mean over the mini-batch: 1 micro-batch of 6 == 4 micro-batches (2+2+1+1)."""
     settings = ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.01)
     results = []
     for micro in (6, 2, 1):
-        policy = _policy(micro)
+        policy = small_policy(micro, layers=1)
         batch = _batch(policy.model.config.vocab_size)
         policy.update(batch, magic_loss(settings), mini_batches=[torch.arange(6)])
         results.append(torch.cat([p.detach().flatten() for p in policy.model.parameters()]))
@@ -58,8 +48,8 @@ def test_update_is_invariant_to_micro_batching() -> None:
     assert torch.allclose(results[0], results[2], atol=1e-6)
 
 
-def test_positive_advantage_raises_its_tokens_logprob() -> None:
-    policy = _policy(6)
+def test_positive_advantage_raises_its_tokens_logprob(small_policy) -> None:
+    policy = small_policy(6, layers=1)
     batch = _batch(policy.model.config.vocab_size)
     before = policy.logprobs(batch)
     settings = ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.0)
@@ -75,3 +65,10 @@ def test_batch_totals_count_tokens_and_nonempty_rows() -> None:
     batch.response_mask[2] = 0
     totals = BatchTotals.of(batch)
     assert totals.tokens == 4 + 7 + 0 + 2 + 7 + 7 and totals.sequences == 5
+
+
+def test_add_stats_weights_means_and_keeps_maxima() -> None:
+    total: dict[str, float] = {}
+    add_stats(total, {"clip_frac": 0.5, "ratio_max": 1.2}, weight=0.75)
+    add_stats(total, {"clip_frac": 0.1, "ratio_max": 1.5}, weight=0.25)
+    assert total == {"clip_frac": pytest.approx(0.75 * 0.5 + 0.25 * 0.1), "ratio_max": 1.5}
