@@ -80,9 +80,7 @@ def train_or1(
         index = stage_of(cfg.stages, trainer.step)
         trainer.enter_stage(index)
         trainer.train_step(cfg.stages[index])
-    close = getattr(trainer.engine, "close", None)
-    if close is not None:  # worker processes of rollout.processes > 1
-        close()
+    trainer.close()
     return trainer.model, trainer.step, time.perf_counter() - start
 
 

@@ -40,9 +40,9 @@ def run_seed(seed: int, steps: int, runs_dir: Path, overrides: list[str]) -> dic
     )
     run_dir = runs_dir / f"smol-rl-seed{seed}"
     start = time.perf_counter()
-    trainer = Trainer(cfg, run_dir, show_progress=False)
-    answers = [p.ground_truth for p in trainer.test_problems]
-    summary = trainer.run()
+    with Trainer(cfg, run_dir, show_progress=False) as trainer:
+        answers = [p.ground_truth for p in trainer.test_problems]
+        summary = trainer.run()
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
     step_seconds = [r["step_seconds"] for r in rows if "step_seconds" in r]
     result = {

@@ -120,6 +120,7 @@ def main() -> None:
                 times["trl"].append(trl_s)
     finally:
         trl.close()
+        trainer.close()
     or1_t, trl_t = C.median(times["or1"]), C.median(times["trl"])
     C.emit(
         {

@@ -68,8 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"run directory {run_dir} already holds checkpoints.",
                 hint=f"continue it with `or1 train --resume {run_dir}` or choose another name=.",
             )
-    trainer = Trainer(cfg, run_dir, show_progress=not args.quiet and cfg.logging.progress)
-    summary = trainer.run(resume=args.resume)
+    with Trainer(cfg, run_dir, show_progress=not args.quiet and cfg.logging.progress) as trainer:
+        summary = trainer.run(resume=args.resume)
     from or1.report import write_report
 
     report = write_report(run_dir)

@@ -263,10 +263,6 @@ class TrainConfig(_Strict):
     keep_checkpoints: int = Field(2, gt=0)
     micro_batch_size: int = Field(64, gt=0, description="sequences per forward/backward")
     threads: int | None = Field(None, gt=0, description="torch CPU threads")
-    # Local backend on a CPU: compute the update's forward/backward passes data-parallel
-    # in this many single-thread processes sharing the model's memory (1: in this
-    # process, with `threads` threads); see or1/engine/process_policy.py.
-    update_processes: int = Field(1, gt=0)
     save_samples: int = Field(4, ge=0, description="groups written to samples/ per step")
 
 

@@ -619,7 +619,8 @@ def train_run(spec: RunSpec) -> dict[str, Any]:
             continue  # killed while evaluating a checkpoint that was then passed
         cfg = load_config(spec.preset, [*spec.overrides, f"train.max_steps={end}"])
         resume = None if step is None else run_dir
-        Trainer(cfg, run_dir, show_progress=False).run(resume=resume)
+        with Trainer(cfg, run_dir, show_progress=False) as trainer:
+            trainer.run(resume=resume)
         record["seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         _write_done(run_dir, record)

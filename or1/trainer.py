@@ -116,6 +116,20 @@ class Trainer:
         self.base_eval: dict[str, Any] | None = None
         self.setup_seconds = time.perf_counter() - created  # data, model, warm-up
 
+    def close(self) -> None:
+        """Stop the worker processes of rollout.processes > 1 (idempotent; they are
+        daemons and stop at exit anyway)."""
+        for part in (self.engine, self.policy):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ---- helpers -----------------------------------------------------------------
     def prompt_ids(self, problem: Problem) -> list[int]:
         """The chat prompt's token ids (every train and test problem is encoded at start)."""

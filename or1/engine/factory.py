@@ -12,7 +12,6 @@ from or1.config import Config
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.models import stop_token_ids
 from or1.engine.policy import LocalPolicy, Policy
-from or1.engine.process_policy import ProcessPolicy
 from or1.engine.process_rollout import ProcessRolloutEngine
 from or1.engine.rollout import RolloutEngine
 from or1.errors import ConfigError
@@ -168,18 +167,19 @@ def make_engines(
     """
     spec = rollout_spec(cfg, model, tokenizer)
     if cfg.distributed.backend == "ray":
-        for key, value in (
-            ("rollout.processes", spec.processes),
-            ("train.update_processes", cfg.train.update_processes),
-        ):
-            if value > 1:
-                raise ConfigError(
-                    f"{key} > 1 is for the local backend; with Ray, set "
-                    "distributed.workers and distributed.rollout_workers.",
-                    hint=f"drop {key} or use distributed.backend=local.",
-                )
+        if spec.processes > 1:
+            raise ConfigError(
+                "rollout.processes > 1 is for the local backend; with Ray, set "
+                "distributed.rollout_workers.",
+                hint="drop rollout.processes or use distributed.backend=local.",
+            )
         return _ray_engines(cfg, model, spec)
-    policy = local_policy(cfg, model)
+    policy = LocalPolicy(
+        model,
+        cfg.optim,
+        micro_batch_size=cfg.train.micro_batch_size,
+        keep_reference=cfg.algo.kl_beta > 0,
+    )
     engine = build_rollout_engine(spec, model)
     if spec.engine == "hf":
         return Engines(policy, engine, sync_weights=lambda: None)
@@ -188,20 +188,6 @@ def make_engines(
         engine.load_weights(policy.export_model().state_dict())
 
     return Engines(policy, engine, sync_weights=sync_weights)
-
-
-def local_policy(cfg: Config, model: PreTrainedModel) -> LocalPolicy:
-    """The policy in this process, or data-parallel over ``train.update_processes``
-    single-thread CPU processes."""
-    kwargs = {
-        "micro_batch_size": cfg.train.micro_batch_size,
-        "keep_reference": cfg.algo.kl_beta > 0,
-    }
-    processes = cfg.train.update_processes
-    if processes == 1:
-        return LocalPolicy(model, cfg.optim, **kwargs)
-    _require_cpu(model, f"train.update_processes={processes}", "train.update_processes=1")
-    return ProcessPolicy(model, cfg.optim, processes=processes, **kwargs)
 
 
 def _require_cpu(model: PreTrainedModel, setting: str, fix: str) -> None:
