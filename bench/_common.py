@@ -59,15 +59,20 @@ def emit(result: dict[str, Any]) -> None:
 
 def machine() -> dict[str, Any]:
     """What the numbers came from (and how busy the machine was)."""
-    cpu = platform.processor() or ""
+    cpu, flags = platform.processor() or "", set()
     try:
         with open("/proc/cpuinfo") as fh:
-            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+            lines = fh.readlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
+        flags = {f for line in lines if line.startswith("flags") for f in line.split()}
     except OSError:
         pass
+    # The same model name covers hosts with and without AVX-512, which moves every number.
+    vector = next((isa for isa in ("amx_tile", "avx512f", "avx2") if isa in flags), "unknown")
     return {
         "cpu": cpu,
+        "widest_simd": vector,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -66,3 +66,15 @@ def test_truncated_responses_keep_reward_zero(
     assert any(r["truncated"] for r in rows)
     for r in rows:
         assert r["reward"] == (0.0 if r["truncated"] and mode == "zero" else 1.0)
+
+
+def test_the_trainer_as_a_context_manager_stops_its_rollout_workers(
+    small_config: Config, tmp_path: Path
+) -> None:
+    cfg = small_config.model_copy(deep=True)
+    cfg.rollout.processes = 2
+    with Trainer(cfg, tmp_path / "run", show_progress=False) as trainer:
+        procs = list(trainer.engine.pool._procs)
+        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+    assert trainer.engine.processes == 0 and not any(p.is_alive() for p in procs)
+    trainer.close()  # idempotent

@@ -161,7 +161,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     """Decontaminate and dedup; write kept rows and the report."""
     from or1.config import load_config
     from or1.data.curation import Item, curate
-    from or1.data.sources import iter_problems, load_benchmark, problem_to_row, write_rows
+    from or1.data.rows import problem_to_row
+    from or1.data.sources import iter_problems, load_benchmark, write_rows
     from or1.progress import progress_bar
 
     cfg = load_config(args.preset, args.overrides)

@@ -34,7 +34,8 @@ import torch
 from or1.algo import keep_by_pass_rate
 from or1.config import OfflineFilterConfig
 from or1.data.problem import Problem
-from or1.data.sources import problem_to_row, write_rows
+from or1.data.rows import problem_to_row
+from or1.data.sources import write_rows
 from or1.engine.rollout import SamplingParams
 from or1.errors import ConfigError
 from or1.progress import progress_bar

@@ -62,29 +62,31 @@ interpreter tricks can bypass it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
-import itertools
 import json
 import logging
 import os
-import pwd
 import secrets
-import selectors
 import shutil
-import signal
 import site
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from or1.errors import RewardError
+from or1.rewards.sandbox_host import (
+    count_tasks,
+    now_ticks,
+    pump,
+    reap,
+    uid_slot,
+    workspace,
+    write_file,
+)
 
 logger = logging.getLogger("or1.rewards")
 
@@ -93,9 +95,6 @@ BOOT_NAME = "_or1_boot.py"
 MAIN_NAME = "main.py"
 SANDBOX_DIR = "/sandbox"  # the working directory as seen inside bubblewrap
 TMPFS_BYTES = 64 * 2**20  # size of the private /tmp inside bubblewrap
-# Throwaway uids (root only): UID_BASE .. UID_BASE + UID_SLOTS - 1, one per concurrent run.
-UID_BASE = int(os.environ.get("OR1_SANDBOX_UID_BASE", "62000"))
-UID_SLOTS = 1000
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
 _EXTRA_READABLE = (
@@ -111,7 +110,6 @@ _EXTRA_READABLE = (
     "/sys/devices/system/cpu",
 )
 _PROBE_SOURCE = "import fractions, heapq, os\nprint('ok', os.getuid())\n"
-_KILL_ROUNDS = 200  # sweeps of /proc before giving up on a (pathological) process storm
 
 
 @dataclass(frozen=True)
@@ -197,7 +195,6 @@ class Backend:
 
 _BACKENDS: dict[tuple[str, str], Backend] = {}
 _PROBE_LOCK = threading.Lock()
-_SLOT_COUNTER = itertools.count()
 
 
 def run_python(
@@ -347,16 +344,16 @@ def _run(
     guard: bool,
     on_line: Callable[[bytes], bool] | None,
 ) -> SandboxResult:
-    with _uid_slot(be.drop_uid) as uid, _workspace(uid) as (root, work):
-        _write(work / BOOT_NAME, _boot_source())
-        _write(work / MAIN_NAME, source)
+    with uid_slot(be.drop_uid) as uid, workspace(uid) as (root, work):
+        write_file(work / BOOT_NAME, _boot_source())
+        write_file(work / MAIN_NAME, source)
         for name, content in files.items():
-            _write(work / _safe_name(name), content)
-        _write(root / "stdin", stdin)
+            write_file(work / _safe_name(name), content)
+        write_file(root / "stdin", stdin)
         token = secrets.token_hex(12)
         argv, env, cwd = _command(be, root, work, limits, guard=guard, uid=uid, token=token)
         start = time.monotonic()
-        start_ticks = _now_ticks()
+        start_ticks = now_ticks()
         with open(root / "stdin", "rb") as stdin_file:
             proc = subprocess.Popen(
                 argv,
@@ -369,9 +366,21 @@ def _run(
                 close_fds=True,
             )
         try:
-            out, err, status = _pump(proc, start + limits.wall_s, limits, on_line)
+            out, err, status = pump(
+                proc,
+                start + limits.wall_s,
+                stdout_bytes=limits.stdout_bytes,
+                stderr_bytes=limits.stderr_bytes,
+                on_line=on_line,
+            )
         finally:
-            _reap(proc, be, uid=uid, token=token, start_ticks=start_ticks)
+            reap(
+                proc,
+                uid=uid,
+                token=token,
+                start_ticks=start_ticks,
+                hunt_escapees=be.name == "rlimit",
+            )
         returncode = proc.returncode if status == "exited" else None
         if returncode in (SETUP_FAILED, 1) and err.startswith((b"or1 sandbox", b"bwrap: ")):
             # The sandbox, not the program, failed: every reward would silently be 0.
@@ -394,7 +403,7 @@ def _command(
     inside = SANDBOX_DIR if be.name == "bwrap" else str(work)
     nproc = limits.nproc
     if be.name == "rlimit" and uid is None and os.geteuid() != 0:
-        nproc += _count_tasks(os.getuid())  # RLIMIT_NPROC counts all tasks of this uid
+        nproc += count_tasks(os.getuid())  # RLIMIT_NPROC counts all tasks of this uid
     cfg = {
         "workdir": inside,
         "main": f"{inside}/{MAIN_NAME}",
@@ -476,231 +485,6 @@ def _bwrap_prefix(be: Backend, work: Path, env: Mapping[str, str]) -> list[str]:
     for key, value in env.items():
         args += ["--setenv", key, value]
     return [*args, "--"]
-
-
-def _pump(
-    proc: subprocess.Popen[bytes],
-    deadline: float,
-    limits: Limits,
-    on_line: Callable[[bytes], bool] | None,
-) -> tuple[bytes, bytes, str]:
-    """Read stdout/stderr until both close, the deadline passes, or a cap is hit."""
-    assert proc.stdout is not None and proc.stderr is not None
-    out, err, line_start = bytearray(), bytearray(), 0
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ, "out")
-    sel.register(proc.stderr, selectors.EVENT_READ, "err")
-    exited_at: float | None = None
-    status = "exited"
-    try:
-        while sel.get_map():
-            now = time.monotonic()
-            if now >= deadline:
-                return bytes(out), bytes(err), "timeout"
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at > 0.2:
-                break  # an escaped child holds the pipes open; it is killed in _reap
-            for key, _ in sel.select(min(deadline - now, 0.05)):
-                chunk = os.read(key.fd, 1 << 16)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                elif key.data == "err":
-                    err += chunk[: max(0, limits.stderr_bytes - len(err))]
-                else:
-                    out += chunk
-                    if len(out) > limits.stdout_bytes:
-                        return bytes(out), bytes(err), "output_limit"
-                    if on_line is not None:
-                        line_start, keep_going = _feed_lines(out, line_start, on_line)
-                        if not keep_going:
-                            return bytes(out), bytes(err), "stopped"
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            status = "timeout"
-        return bytes(out), bytes(err), status
-    finally:
-        sel.close()
-
-
-def _feed_lines(buf: bytearray, start: int, on_line: Callable[[bytes], bool]) -> tuple[int, bool]:
-    while (end := buf.find(b"\n", start)) >= 0:
-        line, start = bytes(buf[start:end]), end + 1
-        if not on_line(line):
-            return start, False
-    return start, True
-
-
-def _reap(
-    proc: subprocess.Popen[bytes],
-    be: Backend,
-    *,
-    uid: int | None,
-    token: str,
-    start_ticks: int,
-) -> None:
-    """Kill everything the run started and reap the direct child."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # pgid == pid (start_new_session)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover - uninterruptible sleep
-        logger.error("sandbox: child %d did not die after SIGKILL", proc.pid)
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
-    if uid is not None:
-        _kill_matching(lambda st: st.uid == uid)
-    elif be.name == "rlimit":
-        _kill_matching(_escapee_test(proc.pid, token, start_ticks))
-
-
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass(frozen=True)
-class _Proc:
-    pid: int
-    uid: int
-    state: str
-    pgrp: int
-    sid: int
-    start_ticks: int
-
-
-def _processes() -> Iterator[_Proc]:
-    me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            uid = os.stat(f"/proc/{name}").st_uid
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue  # exited meanwhile
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        yield _Proc(int(name), uid, rest[0].decode(), int(rest[2]), int(rest[3]), int(rest[19]))
-
-
-def _escapee_test(sid: int, token: str, start_ticks: int) -> Callable[[_Proc], bool]:
-    needle = f"OR1_SANDBOX_TOKEN={token}".encode()
-    uid = os.getuid()
-
-    def test(p: _Proc) -> bool:
-        if p.sid == sid or p.pgrp == sid:
-            return True
-        if p.uid != uid or p.start_ticks < start_ticks:
-            return False
-        try:
-            with open(f"/proc/{p.pid}/environ", "rb") as f:
-                return needle in f.read()
-        except OSError:
-            return False
-
-    return test
-
-
-def _kill_matching(test: Callable[[_Proc], bool]) -> None:
-    for _ in range(_KILL_ROUNDS):
-        victims = [p.pid for p in _processes() if p.state != "Z" and test(p)]
-        if not victims:
-            return
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.005)
-    logger.error("sandbox: processes survived %d kill rounds", _KILL_ROUNDS)
-
-
-def _count_tasks(uid: int) -> int:
-    total = 0
-    for p in _processes():
-        if p.uid == uid:
-            with contextlib.suppress(OSError):
-                total += len(os.listdir(f"/proc/{p.pid}/task"))
-    return total + 1
-
-
-def _now_ticks() -> int:
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
-    return int(uptime * os.sysconf("SC_CLK_TCK")) - 1
-
-
-# --------------------------------------------------------------------------- files
-
-
-@contextlib.contextmanager
-def _uid_slot(enabled: bool) -> Iterator[int | None]:
-    """Reserve a throwaway uid (root only) with a lock file, so concurrent runs differ."""
-    if not enabled:
-        yield None
-        return
-    lock_dir = Path(tempfile.gettempdir()) / "or1-sandbox-uids"
-    lock_dir.mkdir(mode=0o700, exist_ok=True)
-    first = (os.getpid() * 7919 + next(_SLOT_COUNTER)) % UID_SLOTS
-    for k in range(UID_SLOTS):
-        slot = (first + k) % UID_SLOTS
-        uid = UID_BASE + slot
-        if _has_account(uid):
-            continue
-        fd = os.open(lock_dir / f"{slot}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        try:
-            _kill_matching(lambda st, u=uid: st.uid == u)  # leftovers of a crashed caller
-            yield uid
-        finally:
-            os.close(fd)
-        return
-    raise RuntimeError("sandbox: all throwaway uids are in use")
-
-
-@functools.cache
-def _has_account(uid: int) -> bool:
-    try:
-        pwd.getpwuid(uid)
-    except KeyError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _workspace(uid: int | None) -> Iterator[tuple[Path, Path]]:
-    root = Path(tempfile.mkdtemp(prefix="or1-sbx-"))
-    try:
-        work = root / "work"
-        work.mkdir(mode=0o700)
-        if uid is not None:
-            os.chmod(root, 0o711)
-            os.chown(work, uid, uid)
-        yield root, work
-    finally:
-        _remove_tree(root)
-
-
-def _remove_tree(path: Path) -> None:
-    def retry(func: Callable[[str], object], failed: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):  # a program may chmod 000 its own directories
-            os.chmod(os.path.dirname(failed), 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-            func(failed)
-
-    kwargs = {"onexc": retry} if sys.version_info >= (3, 12) else {"onerror": retry}
-    shutil.rmtree(path, **kwargs)  # type: ignore[arg-type]
-
-
-def _write(path: Path, content: str | bytes) -> None:
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o644)
 
 
 def _safe_name(name: str) -> str:

@@ -19,7 +19,8 @@ from or1.data.curation import (
     words,
 )
 from or1.data.problem import Problem
-from or1.data.sources import load_problems, problem_to_row, write_parquet
+from or1.data.rows import problem_to_row
+from or1.data.sources import load_problems, write_parquet
 
 EVAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "eval"
 AIME24, AIME25 = EVAL_DIR / "aime24.parquet", EVAL_DIR / "aime25.parquet"

@@ -14,11 +14,11 @@ import pytest
 
 from or1.config import RECIPE_PROMPT_SUFFIX, EvalConfig, load_config
 from or1.data import sources
+from or1.data.rows import problem_to_row
 from or1.data.sources import (
     load_benchmark,
     load_problems,
     load_problems_with_report,
-    problem_to_row,
     resolve_benchmark,
     write_parquet,
 )
