@@ -37,10 +37,18 @@ class EvalResult:
     seconds: float = 0.0
     mean_response_length: float = 0.0
     truncation_ratio: float = 0.0
+    benchmark: str | None = None  # None: the run's test split
+
+    @property
+    def name(self) -> str:
+        """``<label>`` for the test split, ``<label>_<benchmark>`` for a benchmark (the
+        stem of its output files)."""
+        return f"{self.label}_{self.benchmark}" if self.benchmark else self.label
 
     def summary(self) -> dict[str, Any]:
         return {
             "label": self.label,
+            **({"benchmark": self.benchmark} if self.benchmark else {}),
             "k": self.k,
             "avg_at_k": self.avg_at_k,
             "pass_at_k": {str(k): v for k, v in self.pass_at_k.items()},
@@ -125,16 +133,83 @@ def evaluate_problems(
 
 def write_eval_outputs(result: EvalResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{result.label}_problems.csv", "w", newline="") as fh:
+    with open(out_dir / f"{result.name}_problems.csv", "w", newline="") as fh:
         writer = csv.DictWriter(
             fh, fieldnames=list(result.per_problem[0]) if result.per_problem else ["uid"]
         )
         writer.writeheader()
         writer.writerows(result.per_problem)
-    with open(out_dir / f"{result.label}_samples.jsonl", "w") as fh:
+    with open(out_dir / f"{result.name}_samples.jsonl", "w") as fh:
         for sample in result.samples:
             fh.write(json.dumps(sample) + "\n")
-    (out_dir / f"{result.label}_summary.json").write_text(json.dumps(result.summary(), indent=1))
+    (out_dir / f"{result.name}_summary.json").write_text(json.dumps(result.summary(), indent=1))
+
+
+@dataclass
+class EvalSet:
+    """Problems evaluated together, with their prompt token ids by uid.
+
+    ``benchmark`` is None for the run's own test split, else the benchmark's name.
+    """
+
+    problems: list[Problem]
+    prompt_ids: dict[str, list[int]]
+    benchmark: str | None = None
+
+
+def load_benchmarks(cfg: Config) -> dict[str, list[Problem]]:
+    """``eval.benchmarks`` by name (a file's stem), loaded without a model, so a missing
+    or bad file fails in a second."""
+    from or1.data.sources import load_benchmark, resolve_benchmark, source_name
+
+    e = cfg.eval
+    return {source_name(resolve_benchmark(n, e)): load_benchmark(n, e) for n in e.benchmarks}
+
+
+def benchmark_sets(
+    benchmarks: dict[str, list[Problem]],
+    encode: Callable[[Problem], list[int]],
+    max_prompt_length: int,
+) -> list[EvalSet]:
+    """Benchmarks (`load_benchmarks`) with their prompts encoded; prompts longer than
+    ``max_prompt_length`` are dropped with a warning."""
+    from or1.build import fit_prompts
+
+    sets = []
+    for name, problems in benchmarks.items():
+        kept, ids = fit_prompts(problems, encode, max_prompt_length, split=f"benchmark {name}")
+        sets.append(EvalSet(kept, ids, benchmark=name))
+    return sets
+
+
+def evaluate_sets(
+    engine: RolloutEngine,
+    sets: list[EvalSet],
+    *,
+    label: str,
+    params: SamplingParams,
+    decode: Callable[[list[list[int]]], list[str]],
+    max_problems: int | None,
+    out_dir: Path,
+    show: bool = True,
+) -> list[EvalResult]:
+    """Evaluate each set (its first ``max_problems`` problems) and write its outputs."""
+    results = []
+    for each in sets:
+        ids = each.prompt_ids
+        result = evaluate_problems(
+            engine,
+            each.problems[:max_problems] if max_problems else each.problems,
+            encode=lambda p, ids=ids: ids[p.uid],
+            decode=decode,
+            params=params,
+            label=f"{label} {each.benchmark}" if each.benchmark else label,
+            show=show,
+        )
+        result.label, result.benchmark = label, each.benchmark
+        write_eval_outputs(result, out_dir)
+        results.append(result)
+    return results
 
 
 def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]:
@@ -176,12 +251,10 @@ def run_benchmarks(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str
     ``benchmarks.md`` (+ ``benchmarks.json``) over all of them.
     """
     from or1.build import encode_prompt, load_model, load_problems
-    from or1.data.sources import load_benchmark, resolve_benchmark, source_name
     from or1.engine.factory import local_rollout_engine
 
     e = cfg.eval
-    # Benchmarks load before the model, so a missing file fails in a second.
-    sets = {source_name(resolve_benchmark(n, e)): load_benchmark(n, e) for n in e.benchmarks}
+    sets = load_benchmarks(cfg)  # before the model: a missing file fails in a second
     loaded = load_model(cfg, [] if cfg.model.path else load_problems(cfg)[0], show=show)
     model, tokenizer = loaded.model, loaded.tokenizer
     engine = local_rollout_engine(cfg, model, tokenizer)

@@ -421,9 +421,12 @@ def _peak(values: list[float], window: int) -> float | None:
 
 
 def _eval_points(eval_rows: list[dict[str, Any]]) -> dict[int, float]:
-    """Held-out avg@k by step (the last row wins when a step was evaluated twice)."""
+    """Held-out avg@k by step on the run's test split (benchmark rows are not it; the
+    last row wins when a step was evaluated twice)."""
     points = {}
     for row in eval_rows:
+        if row.get("benchmark"):
+            continue
         if _finite([row.get("avg_at_k")]) and isinstance(row.get("step"), int):
             points[row["step"]] = float(row["avg_at_k"])
     return dict(sorted(points.items()))

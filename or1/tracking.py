@@ -202,18 +202,21 @@ class MetricsLogger:
         Args:
             step: The training step the evaluated weights come from.
             result: E.g. ``{"label": "base", "avg_at_k": 0.31, "k": 8,
-                "pass_at_k": {"1": 0.31, "8": 0.7}}``; nested values are allowed.
+                "pass_at_k": {"1": 0.31, "8": 0.7}}``; nested values are allowed. With a
+                ``"benchmark"`` key its scalars go under ``eval/<benchmark>/``.
         """
         row = {"step": int(step), **_clean_tree(dict(result))}
         self._append(EVAL_FILE, row)
         scalars: dict[str, float] = {}
+        # A benchmark's curves under eval/<benchmark>/, the run's test split under eval/.
+        prefix = f"eval/{row['benchmark']}/" if row.get("benchmark") else "eval/"
         if isinstance(row.get("avg_at_k"), int | float):
-            scalars["eval/avg_at_k"] = row["avg_at_k"]
+            scalars[f"{prefix}avg_at_k"] = row["avg_at_k"]
         pass_at_k = row.get("pass_at_k")
         if isinstance(pass_at_k, dict):
             for k, v in pass_at_k.items():
                 if isinstance(v, int | float):
-                    scalars[f"eval/pass_at_{k}"] = v
+                    scalars[f"{prefix}pass_at_{k}"] = v
         self._write_tb(step, scalars)
         if self._wandb_run is not None and scalars:
             self._wandb_run.log(scalars, step=int(step))

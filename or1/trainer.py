@@ -44,7 +44,14 @@ from or1.engine.models import load_pretrained
 from or1.engine.policy import RolloutBatch
 from or1.engine.rollout import Rollouts, SamplingParams
 from or1.errors import DataError
-from or1.evaluate import EvalResult, eval_sampling_params, evaluate_problems, write_eval_outputs
+from or1.evaluate import (
+    EvalResult,
+    EvalSet,
+    benchmark_sets,
+    eval_sampling_params,
+    evaluate_sets,
+    load_benchmarks,
+)
 from or1.objective import ObjectiveSettings, magic_loss
 from or1.progress import progress_bar
 from or1.rewards import score_batch
@@ -93,6 +100,7 @@ class Trainer:
             raise DataError(
                 "the training set is empty.", hint="check data.train (or the task's n_train)."
             )
+        benchmarks = load_benchmarks(cfg)  # before the model: a missing file fails fast
         loaded = load_model(cfg, train, show=show_progress)
         self.model, self.tokenizer, self.model_info = loaded.model, loaded.tokenizer, loaded.info
         encode = functools.partial(encode_prompt, self.tokenizer)
@@ -100,6 +108,10 @@ class Trainer:
         self.train_problems, self._prompt_cache = fit_prompts(train, encode, limit, split="train")
         self.test_problems, test_ids = fit_prompts(test, encode, limit, split="test")
         self._prompt_cache.update(test_ids)
+        # What every evaluation (base, every N steps, final) scores: the test split, then
+        # each of eval.benchmarks (loaded now, so a missing file fails before training).
+        self.eval_sets = [EvalSet(self.test_problems, test_ids)] if self.test_problems else []
+        self.eval_sets += benchmark_sets(benchmarks, encode, limit)
         self.by_uid: dict[str, Problem] = {p.uid: p for p in self.train_problems}
         engines = make_engines(cfg, self.model, self.tokenizer)
         self.policy, self.engine, self.sync_weights = (
@@ -113,7 +125,7 @@ class Trainer:
         self.stage_index = 0
         self.stage_accuracy: dict[str, float] = {}
         self.elapsed = 0.0
-        self.base_eval: dict[str, Any] | None = None
+        self.base_eval: list[dict[str, Any]] = []  # summaries of the base evaluation
         self.setup_seconds = time.perf_counter() - created  # data, model, warm-up
 
     def close(self) -> None:
@@ -138,24 +150,23 @@ class Trainer:
     def decode(self, responses: list[list[int]]) -> list[str]:
         return self.tokenizer.batch_decode(responses, skip_special_tokens=True)
 
-    def evaluate(self, label: str) -> EvalResult:
-        e = self.cfg.eval
-        problems = self.test_problems[: e.max_problems] if e.max_problems else self.test_problems
+    def evaluate(self, label: str) -> list[EvalResult]:
+        """Evaluate the current policy on every evaluation set (see ``eval_sets``)."""
         # Evaluations must not shift the training sampler's random stream: a run resumed
         # from a checkpoint taken before an eval must continue exactly.
         rng = self.engine.rng_state()
-        result = evaluate_problems(
+        results = evaluate_sets(
             self.engine,
-            problems,
-            encode=self.prompt_ids,
-            decode=self.decode,
-            params=eval_sampling_params(self.cfg),
+            self.eval_sets,
             label=label,
+            params=eval_sampling_params(self.cfg),
+            decode=self.decode,
+            max_problems=self.cfg.eval.max_problems,
+            out_dir=self.run_dir / "eval",
             show=self.show,
         )
         self.engine.set_rng_state(rng)
-        write_eval_outputs(result, self.run_dir / "eval")
-        return result
+        return results
 
     # ---- one step ----------------------------------------------------------------
     def train_step(self, stage: StageConfig) -> dict[str, float]:
@@ -343,7 +354,8 @@ class Trainer:
         self.sampler.load_state_dict(s["sampler"])
         self.controller.load_state_dict(s["controller"])
         self.elapsed = float(s["elapsed"])
-        self.base_eval = s.get("base_eval")
+        base = s.get("base_eval") or []
+        self.base_eval = [base] if isinstance(base, dict) else list(base)  # dict: before 11-26
         log.info("resumed from %s at step %d", ckpt.path, self.step)
 
     def run(self, *, resume: Path | None = None) -> dict[str, Any]:
@@ -363,9 +375,9 @@ class Trainer:
             logger.truncate_after(self.step)
             start -= self.elapsed
         elif cfg.eval.before:
-            base = self.evaluate("base")
-            self.base_eval = base.summary()
-            logger.log_eval(0, self.base_eval)
+            self.base_eval = [r.summary() for r in self.evaluate("base")]
+            for summary in self.base_eval:
+                logger.log_eval(0, summary)
         total = cfg.total_steps
         with logger, progress_bar("RL steps", total, show=self.show) as bar:
             bar.advance(self.step)
@@ -391,24 +403,35 @@ class Trainer:
                 if self.step % cfg.train.checkpoint_every == 0 or stage_end or self.step == total:
                     self.save()
                 if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < total:
-                    logger.log_eval(self.step, self.evaluate(f"step_{self.step}").summary())
+                    for result in self.evaluate(f"step_{self.step}"):
+                        logger.log_eval(self.step, result.summary())
                 _fault_injection(self.step)
-            final = self.evaluate("final") if cfg.eval.after else None
-            if final is not None:
-                logger.log_eval(self.step, final.summary())
+            final = self.evaluate("final") if cfg.eval.after else []
+            for result in final:
+                logger.log_eval(self.step, result.summary())
         self.elapsed = time.perf_counter() - start
         return self._summary(final)
 
-    def _summary(self, final: EvalResult | None) -> dict[str, Any]:
-        base = self.base_eval or {}
+    def _summary(self, final: list[EvalResult]) -> dict[str, Any]:
+        base = {b.get("benchmark"): b for b in self.base_eval}
+        last = {r.benchmark: r.summary() for r in final}
         summary = {
             "preset": self.cfg.preset,
             "seed": self.cfg.train.seed,
             "k": self.cfg.eval.samples,
-            "base_avg_at_k": base.get("avg_at_k"),
-            "final_avg_at_k": final.avg_at_k if final else None,
-            "base_pass_at_k": base.get("pass_at_k"),
-            "final_pass_at_k": {str(k): v for k, v in final.pass_at_k.items()} if final else None,
+            # the run's test split
+            "base_avg_at_k": base.get(None, {}).get("avg_at_k"),
+            "final_avg_at_k": last.get(None, {}).get("avg_at_k"),
+            "base_pass_at_k": base.get(None, {}).get("pass_at_k"),
+            "final_pass_at_k": last.get(None, {}).get("pass_at_k"),
+            # eval.benchmarks, by name
+            "benchmarks": {
+                name: {
+                    "base_avg_at_k": base.get(name, {}).get("avg_at_k"),
+                    "final_avg_at_k": last.get(name, {}).get("avg_at_k"),
+                }
+                for name in (s.benchmark for s in self.eval_sets if s.benchmark)
+            },
             "steps": self.step,
             "wall_seconds": self.elapsed,
             "setup_seconds": self.setup_seconds,

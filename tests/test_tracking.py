@@ -90,10 +90,12 @@ def test_tensorboard_events_hold_the_scalars(tmp_path: Path) -> None:
         logger.log(1, {"reward_mean": 0.25, "entropy_full": None})
         logger.log(2, {"reward_mean": 0.75})
         logger.log_eval(2, {"label": "final", "avg_at_k": 0.5, "k": 8, "pass_at_k": {"8": 0.9}})
+        logger.log_eval(2, {"label": "final", "benchmark": "aime24", "avg_at_k": 0.125, "k": 8})
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert _scalars(tmp_path, "reward_mean") == [(1, 0.25), (2, 0.75)]
     assert _scalars(tmp_path, "eval/avg_at_k") == [(2, 0.5)]
     assert _scalars(tmp_path, "eval/pass_at_8") == [(2, pytest.approx(0.9))]
+    assert _scalars(tmp_path, "eval/aime24/avg_at_k") == [(2, 0.125)]
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     assert "entropy_full" not in acc.Tags()["scalars"]  # None is not sent

@@ -78,3 +78,52 @@ def test_the_trainer_as_a_context_manager_stops_its_rollout_workers(
         assert len(procs) == 2 and all(p.is_alive() for p in procs)
     assert trainer.engine.processes == 0 and not any(p.is_alive() for p in procs)
     trainer.close()  # idempotent
+
+
+@pytest.mark.slow
+def test_benchmarks_are_scored_at_every_evaluation(small_config: Config, tmp_path: Path) -> None:
+    """eval.benchmarks are scored next to the test split at base, every N steps and final,
+    logged with their name and summed up in summary.json."""
+    from or1.config import ArithConfig
+    from or1.data.rows import problem_to_row
+    from or1.data.sources import write_rows
+    from or1.data.tasks import arith
+
+    _, held_out = arith.generate_splits(ArithConfig(n_train=1, n_test=5), seed=123)
+    bench = write_rows(map(problem_to_row, held_out), tmp_path / "mini.jsonl")
+    cfg = small_config.model_copy(deep=True)
+    cfg.eval.benchmarks = ["mini"]
+    cfg.eval.benchmark_paths = {"mini": str(bench)}
+    cfg.eval.every = 2
+    cfg.stages = cfg.stages[:1]
+    with Trainer(cfg, tmp_path / "run", show_progress=False) as trainer:
+        summary = trainer.run()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").open()]
+    marks = [(r["step"], r["label"], r.get("benchmark")) for r in rows]
+    assert marks == [
+        (0, "base", None),
+        (0, "base", "mini"),
+        (2, "step_2", None),
+        (2, "step_2", "mini"),
+        (3, "final", None),
+        (3, "final", "mini"),
+    ]
+    mini = [r for r in rows if r.get("benchmark") == "mini"]
+    assert all(r["problems"] == 5 and r["k"] == cfg.eval.samples for r in mini)
+    assert summary["benchmarks"]["mini"] == {
+        "base_avg_at_k": mini[0]["avg_at_k"],
+        "final_avg_at_k": mini[-1]["avg_at_k"],
+    }
+    assert summary["final_avg_at_k"] == rows[-2]["avg_at_k"]
+    eval_dir = tmp_path / "run" / "eval"
+    assert (eval_dir / "final_mini_samples.jsonl").exists()
+    assert (eval_dir / "final_problems.csv").exists()
+
+
+def test_a_missing_benchmark_fails_before_training(small_config: Config, tmp_path: Path) -> None:
+    from or1.errors import ConfigError
+
+    cfg = small_config.model_copy(deep=True)
+    cfg.eval.benchmarks = ["no-such-benchmark"]
+    with pytest.raises(ConfigError, match="no-such-benchmark"):
+        Trainer(cfg, tmp_path / "run", show_progress=False)
