@@ -1,0 +1,359 @@
+"""Training the study's variant x seed runs: resumable, in parallel worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from or1.errors import ConfigError
+from or1.study.findings import FINDINGS, Finding, evaluate_findings
+from or1.study.stats import eval_points, run_stats
+from or1.study.variants import (
+    ACC_MARGIN,
+    COLLAPSE_FACTOR,
+    DONE_FILE,
+    ENTROPY_COLUMN,
+    FIXED_LARGE,
+    FIXED_SMALL,
+    SAME_BAND,
+    SPIKE_FACTOR,
+    TAIL_FRACTION,
+    TARGET,
+    TRUNC_MARGIN,
+    VARIANTS,
+    StudySettings,
+)
+
+# -- running one variant x seed -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker process needs to train (or finish) one variant x seed."""
+
+    variant: str
+    seed: int
+    run_dir: str
+    preset: str
+    overrides: tuple[str, ...]
+    segment_ends: tuple[int, ...]
+    cost: float = 1.0
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps([self.preset, self.overrides, self.segment_ends])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_done(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / DONE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_done(run_dir: Path, record: dict[str, Any]) -> None:
+    tmp = run_dir / (DONE_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(run_dir / DONE_FILE)
+
+
+def _checkpoint_step(run_dir: Path) -> int | None:
+    from or1.checkpoint import load_checkpoint
+    from or1.errors import CheckpointError
+
+    try:
+        return load_checkpoint(run_dir).step
+    except CheckpointError:
+        return None
+
+
+def _evaluated_steps(run_dir: Path) -> set[int]:
+    from or1.tracking import EVAL_FILE, read_jsonl
+
+    return set(eval_points(read_jsonl(run_dir / EVAL_FILE)))
+
+
+def check_run_dir(spec: RunSpec) -> dict[str, Any] | None:
+    """The run's record, if any; refuse a run dir made with other settings."""
+    record = _read_done(Path(spec.run_dir))
+    if record is not None and record.get("fingerprint") != spec.fingerprint:
+        raise ConfigError(
+            f"{spec.run_dir} holds a run made with other settings ({record.get('overrides')}).",
+            hint="use another --out, or delete that directory to redo the run.",
+        )
+    return record
+
+
+def _claim_run_dir(spec: RunSpec) -> dict[str, Any]:
+    """Create or re-open the run dir (see ``check_run_dir``)."""
+    run_dir = Path(spec.run_dir)
+    record = check_run_dir(spec)
+    if record is None:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run killed before its first record
+        run_dir.mkdir(parents=True)
+        record = {"fingerprint": spec.fingerprint, "overrides": list(spec.overrides)}
+        record.update(done=False, seconds=0.0)
+        _write_done(run_dir, record)
+    return record
+
+
+def train_run(spec: RunSpec) -> dict[str, Any]:
+    """Train one variant x seed in segments (held-out eval after each); skip if done.
+
+    Returns:
+        The run's ``study_run.json`` record plus ``skipped`` (True if it was done).
+    """
+    from or1.config import load_config
+    from or1.trainer import Trainer
+
+    run_dir = Path(spec.run_dir)
+    record = _claim_run_dir(spec)
+    if record["done"]:
+        return {**record, "skipped": True}
+    start = time.perf_counter()
+    for end in spec.segment_ends:
+        if end in _evaluated_steps(run_dir):
+            continue
+        step = _checkpoint_step(run_dir)
+        if step is None:
+            _restart(run_dir, record)  # fresh, or killed before its first checkpoint
+        elif step > end:
+            continue  # killed while evaluating a checkpoint that was then passed
+        cfg = load_config(spec.preset, [*spec.overrides, f"train.max_steps={end}"])
+        resume = None if step is None else run_dir
+        with Trainer(cfg, run_dir, show_progress=False) as trainer:
+            trainer.run(resume=resume)
+        record["seconds"] += time.perf_counter() - start
+        start = time.perf_counter()
+        _write_done(run_dir, record)
+    record.update(done=True, seconds=record["seconds"] + time.perf_counter() - start)
+    _write_done(run_dir, record)
+    return {**record, "skipped": False}
+
+
+def _restart(run_dir: Path, record: dict[str, Any]) -> None:
+    shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    _write_done(run_dir, record)
+
+
+def prepare_warmup(preset: str, overrides: tuple[str, ...]) -> float:
+    """Build (or find cached) the warmed-up base of one seed; returns seconds."""
+    import torch
+
+    from or1.build import load_model, load_problems
+    from or1.config import load_config
+
+    start = time.perf_counter()
+    cfg = load_config(preset, list(overrides))
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    train, _ = load_problems(cfg)
+    load_model(cfg, train, show=False)
+    return time.perf_counter() - start
+
+
+def _worker_init() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+# -- the study ----------------------------------------------------------------------------
+
+
+@dataclass
+class Study:
+    """A planned study: which runs, where, and with what."""
+
+    settings: StudySettings
+    out: Path
+    preset: str = "tiny-arith"
+    overrides: tuple[str, ...] = ()  # the user's, applied before the study's own
+    findings: tuple[Finding, ...] = FINDINGS
+    runs: list[RunSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        keys = list(dict.fromkeys(k for f in self.findings for k, _ in f.variants))
+        unknown = [k for k in keys if k not in VARIANTS]
+        if unknown:
+            raise ConfigError(f"unknown study variants: {', '.join(unknown)}.")
+        for key in keys:
+            variant = VARIANTS[key]
+            for seed in s.seeds:
+                overrides = (
+                    *self.overrides,
+                    *s.base_overrides(),
+                    *variant.overrides(s),
+                    f"train.seed={seed}",
+                )
+                run_dir = self.out / "runs" / s.mode / f"{key}-s{seed}"
+                self.runs.append(
+                    RunSpec(
+                        key,
+                        seed,
+                        str(run_dir),
+                        self.preset,
+                        overrides,
+                        tuple(s.segment_ends()),
+                        variant.cost,
+                    )
+                )
+
+    def warmup_specs(self) -> dict[int, tuple[str, tuple[str, ...]]]:
+        """Per seed, one (preset, overrides): every variant of a seed shares its warm-up."""
+        first: dict[int, tuple[str, tuple[str, ...]]] = {}
+        for spec in self.runs:
+            first.setdefault(spec.seed, (spec.preset, spec.overrides))
+        return first
+
+
+class _Progress:
+    """Numbers the finished runs in the messages."""
+
+    def __init__(self, total: int, say: Callable[[str], None]) -> None:
+        self.total, self.done, self.say = total, 0, say
+
+    def warmup(self, seed: int, seconds: float) -> None:
+        self.say(f"warm-up of seed {seed}: ready in {seconds:.0f} s")
+
+    def run(self, spec: RunSpec, record: dict[str, Any]) -> None:
+        self.done += 1
+        how = "already done" if record["skipped"] else f"{record['seconds']:.0f} s"
+        self.say(f"[{self.done}/{self.total}] {spec.variant} seed {spec.seed}: {how}")
+
+
+def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) -> float:
+    """Every run, ``jobs`` processes at a time; returns the wall seconds.
+
+    Each seed's warm-up is built first (one task); that seed's runs (longest first) are
+    queued as soon as it is ready, so a cached seed trains while another warms up.
+    """
+    start = time.perf_counter()
+    for spec in study.runs:
+        check_run_dir(spec)  # fail before training anything
+    by_seed: dict[int, list[RunSpec]] = {}
+    for spec in sorted(study.runs, key=lambda r: -r.cost):
+        by_seed.setdefault(spec.seed, []).append(spec)
+    progress = _Progress(len(study.runs), say)
+    if jobs <= 1:
+        for seed, (preset, overrides) in study.warmup_specs().items():
+            progress.warmup(seed, prepare_warmup(preset, overrides))
+            for spec in by_seed[seed]:
+                progress.run(spec, train_run(spec))
+        return time.perf_counter() - start
+    context = get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
+        pending: dict[Future[Any], tuple[int, RunSpec | None]] = {
+            pool.submit(prepare_warmup, preset, overrides): (seed, None)
+            for seed, (preset, overrides) in study.warmup_specs().items()
+        }
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    seed, spec = pending.pop(future)
+                    if spec is not None:
+                        progress.run(spec, future.result())
+                        continue
+                    progress.warmup(seed, future.result())
+                    pending.update({pool.submit(train_run, r): (seed, r) for r in by_seed[seed]})
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return time.perf_counter() - start
+
+
+def collect(study: Study) -> tuple[dict[str, dict[int, dict[str, Any]]], dict[str, Any]]:
+    """(statistics, curves) of every finished run: ``{variant: {seed: ...}}``."""
+    from or1.tracking import EVAL_FILE, METRICS_FILE, read_jsonl
+
+    stats: dict[str, dict[int, dict[str, Any]]] = {}
+    curves: dict[str, dict[int, dict[str, Any]]] = {}
+    for spec in study.runs:
+        run_dir = Path(spec.run_dir)
+        record = _read_done(run_dir)
+        if not record or not record.get("done"):
+            continue
+        rows = read_jsonl(run_dir / METRICS_FILE)
+        eval_rows = read_jsonl(run_dir / EVAL_FILE)
+        stats.setdefault(spec.variant, {})[spec.seed] = {
+            **run_stats(rows, eval_rows),
+            "run_seconds": record.get("seconds"),
+        }
+        curves.setdefault(spec.variant, {})[spec.seed] = {"rows": rows, "eval": eval_rows}
+    return stats, curves
+
+
+def resolved_settings(study: Study) -> dict[str, Any]:
+    """The base config values a reader needs to interpret the numbers."""
+    from or1.config import load_config
+
+    cfg = load_config(study.preset, list(study.runs[0].overrides))
+    return {
+        "optim.lr": cfg.optim.lr,
+        "stage": cfg.stages[0].model_dump(),
+        "eval": {"samples": cfg.eval.samples, "max_problems": cfg.eval.max_problems},
+        "warmup": cfg.warmup.model_dump(),
+        "model.tiny": cfg.model.tiny.model_dump(),
+    }
+
+
+def write_findings(
+    study: Study, stats: dict[str, dict[int, dict[str, Any]]], *, wall_seconds: float
+) -> dict[str, Any]:
+    """Build and write ``findings.json``; returns the document."""
+    doc = {
+        "study": "entropy",
+        "mode": study.settings.mode,
+        "preset": study.preset,
+        "settings": {**asdict(study.settings), "user_overrides": list(study.overrides)},
+        "resolved": resolved_settings(study),
+        "statistics": {
+            "entropy_column": ENTROPY_COLUMN,
+            "tail_fraction": TAIL_FRACTION,
+            "final_entropy": "mean entropy over the last 10% of steps",
+            "initial_entropy": "mean entropy over the first 10% of steps",
+            "entropy_auc": "mean entropy over all steps (area under the curve per step)",
+            "peak_entropy": "max of the moving average of entropy (window 10% of steps)",
+            "final_accuracy": "held-out avg@k at the last step",
+            "accuracy_gain": "final_accuracy - base_accuracy (held-out avg@k at step 0)",
+            "final_truncation": "mean truncation ratio of the rollouts, last 10% of steps",
+            "mean_entropy_coef": "mean entropy coefficient alpha_k over the steps",
+        },
+        "constants": {
+            "acc_margin": ACC_MARGIN,
+            "target": TARGET,
+            "fixed_small": FIXED_SMALL,
+            "fixed_large": FIXED_LARGE,
+            "collapse_factor": COLLAPSE_FACTOR,
+            "spike_factor": SPIKE_FACTOR,
+            "same_band": list(SAME_BAND),
+            "trunc_margin": TRUNC_MARGIN,
+        },
+        "findings": evaluate_findings(study.findings, stats),
+        "runs": {
+            f"{spec.variant}-s{spec.seed}": {"dir": spec.run_dir, "overrides": list(spec.overrides)}
+            for spec in study.runs
+        },
+        "wall_seconds": wall_seconds,
+    }
+    for key in doc["findings"]:
+        doc["findings"][key]["plot"] = f"plots/{key}.png"
+    path = study.out / "findings.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(path)
+    return doc
