@@ -60,6 +60,11 @@ from or1.tracking import MetricsLogger
 log = logging.getLogger("or1.trainer")
 
 
+STEP_PARTS = ("rollout_seconds", "reward_seconds", "update_seconds")  # sum: step_seconds
+# Metrics read off the wall clock: they differ between two otherwise identical runs.
+TIMING_METRICS = frozenset({*STEP_PARTS, "step_seconds", "tokens_per_second", "wall_seconds"})
+
+
 def stage_of(stages: list[StageConfig], step: int) -> int:
     """Index of the stage that global step ``step`` (1-based) belongs to."""
     end = 0
@@ -387,10 +392,7 @@ class Trainer:
                 self.enter_stage(index)
                 metrics = self.train_step(cfg.stages[index])
                 metrics["stage"] = index
-                metrics["step_seconds"] = sum(
-                    metrics.get(k, 0.0)
-                    for k in ("rollout_seconds", "reward_seconds", "update_seconds")
-                )
+                metrics["step_seconds"] = sum(metrics.get(k, 0.0) for k in STEP_PARTS)
                 self.elapsed = time.perf_counter() - start
                 metrics["wall_seconds"] = self.elapsed
                 logger.log(self.step, metrics)

@@ -1,13 +1,18 @@
-"""Shared fixtures: a small tiny-arith config whose warm-up is cached once per session."""
+"""Shared fixtures: a small tiny-arith config whose warm-up is cached once per session;
+small random models, policies and batches for the engine and distributed tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from transformers import PreTrainedModel
 
-from or1.config import Config, load_config
+from or1.config import Config, OptimConfig, TinyModelConfig, load_config
+from or1.engine.models import build_tiny_model, build_tiny_tokenizer
+from or1.engine.policy import LocalPolicy, RolloutBatch
 
 torch.set_num_threads(2)
 
@@ -54,3 +59,91 @@ def small_args(cache_root: Path, tmp_path: Path) -> list[str]:
 @pytest.fixture
 def small_config(small_args: list[str]) -> Config:
     return load_config("tiny-arith", small_args)
+
+
+def _grouped_batch(vocab: int, groups: int = 3, g: int = 4, p: int = 6, t: int = 5) -> RolloutBatch:
+    """groups x g rows; a group's rows share a (left-padded) prompt; ragged responses."""
+    gen = torch.Generator().manual_seed(1)
+    n = groups * g
+    prompts = torch.randint(3, vocab, (groups, p), generator=gen).repeat_interleave(g, 0)
+    ids = torch.cat([prompts, torch.randint(3, vocab, (n, t), generator=gen)], dim=1)
+    attn = torch.ones_like(ids)
+    attn[g : 2 * g, :2] = 0  # group 1's prompt is 2 tokens shorter
+    lengths = torch.randint(1, t + 1, (n,), generator=gen)
+    resp = (torch.arange(t)[None] < lengths[:, None]).float()
+    attn[:, p:] = resp.long()
+    ids[:, p:][resp == 0] = 0
+    return RolloutBatch(
+        input_ids=ids,
+        attention_mask=attn,
+        response_mask=resp,
+        prompt_length=p,
+        rewards=torch.arange(n) % 2 * 1.0,
+        advantages=torch.randn(n, generator=gen),
+        group_ids=torch.arange(groups).repeat_interleave(g),
+        truncated=torch.zeros(n, dtype=torch.bool),
+        rollout_logp=torch.zeros((n, t)),
+    )
+
+
+@pytest.fixture(scope="session")
+def grouped_batch() -> Callable[..., RolloutBatch]:
+    """grouped_batch(vocab, groups=3, g=4, p=6, t=5): a batch whose groups share prompts."""
+    return _grouped_batch
+
+
+def _small_model(layers: int = 2) -> PreTrainedModel:
+    torch.manual_seed(0)
+    tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
+    return build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=layers, intermediate_size=64), tok
+    )
+
+
+@pytest.fixture(scope="session")
+def small_model() -> Callable[..., PreTrainedModel]:
+    """small_model(layers=2): a random Qwen2 (hidden 32, vocab 300), the same weights
+    every call."""
+    return _small_model
+
+
+def _small_policy(micro: int, layers: int = 2) -> LocalPolicy:
+    return LocalPolicy(_small_model(layers), OptimConfig(lr=1e-3), micro_batch_size=micro)
+
+
+@pytest.fixture(scope="session")
+def small_policy() -> Callable[..., LocalPolicy]:
+    """small_policy(micro, layers=2): a fresh LocalPolicy over a 300-token random model,
+    the same weights every call."""
+    return _small_policy
+
+
+def _ragged_batch(vocab: int, n: int = 6, p: int = 5, t: int = 7) -> RolloutBatch:
+    """n <= 7 rows in groups of two (the 7th alone), ragged response masks, a padded
+    prompt, random sampling log-probs."""
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, vocab, (n, p + t), generator=gen)
+    mask = torch.ones((n, t))
+    mask[0, 4:] = 0
+    mask[3, 2:] = 0
+    if n > 6:
+        mask[6, 1:] = 0
+    attn = torch.ones_like(ids)
+    attn[1, :2] = 0
+    return RolloutBatch(
+        input_ids=ids,
+        attention_mask=attn,
+        response_mask=mask,
+        prompt_length=p,
+        rewards=torch.tensor([1.0, 0, 1, 0, 1, 0, 1][:n]),
+        advantages=torch.tensor([1.0, -1, 0.5, -0.5, 2, -2, 0.7][:n]),
+        group_ids=torch.tensor([0, 0, 1, 1, 2, 2, 3][:n]),
+        truncated=torch.zeros(n, dtype=torch.bool),
+        rollout_logp=-torch.rand((n, t), generator=gen) * mask,
+    )
+
+
+@pytest.fixture(scope="session")
+def ragged_batch() -> Callable[..., RolloutBatch]:
+    """ragged_batch(vocab, n=6, p=5, t=7): see _ragged_batch."""
+    return _ragged_batch

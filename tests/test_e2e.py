@@ -11,16 +11,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from or1.trainer import TIMING_METRICS
 
-TIMING = {
-    "rollout_seconds",
-    "reward_seconds",
-    "update_seconds",
-    "step_seconds",
-    "tokens_per_second",
-    "wall_seconds",
-}
+pytestmark = pytest.mark.slow
 
 
 def _or1(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,7 +91,7 @@ def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path, proce
     assert [r["step"] for r in b] == list(range(1, 7))
     for ra, rb in zip(a, b, strict=True):
         for key, va in ra.items():
-            if key in TIMING or va is None:
+            if key in TIMING_METRICS or va is None:
                 continue
             assert math.isclose(va, rb[key], rel_tol=1e-5, abs_tol=1e-6), (
                 ra["step"],

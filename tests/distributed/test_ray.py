@@ -20,14 +20,14 @@ import pytest
 import ray
 import torch
 
-from or1.config import OptimConfig, TinyModelConfig
+from or1.config import OptimConfig
 from or1.distributed.fsdp import KILL_ENV
 from or1.distributed.ray import Placement, start_policy, start_rollout
 from or1.engine.factory import RolloutSpec, build_rollout_engine
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer
-from or1.engine.policy import LocalPolicy, RolloutBatch
+from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
 from or1.objective import ObjectiveSettings, magic_loss
+from or1.trainer import TIMING_METRICS
 
 pytestmark = pytest.mark.slow
 
@@ -44,46 +44,15 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
-    return build_tiny_model(
-        TinyModelConfig(hidden_size=32, num_layers=2, intermediate_size=64), tok
-    )
-
-
-def _batch(vocab: int, n: int = 7, p: int = 5, t: int = 7) -> RolloutBatch:
-    """7 rows (odd: one rank gets a padding row), ragged masks and prompts."""
-    gen = torch.Generator().manual_seed(1)
-    ids = torch.randint(3, vocab, (n, p + t), generator=gen)
-    mask = torch.ones((n, t))
-    mask[0, 4:] = 0
-    mask[3, 2:] = 0
-    mask[6, 1:] = 0
-    attn = torch.ones_like(ids)
-    attn[1, :2] = 0
-    return RolloutBatch(
-        input_ids=ids,
-        attention_mask=attn,
-        response_mask=mask,
-        prompt_length=p,
-        rewards=torch.tensor([1.0, 0, 1, 0, 1, 0, 1]),
-        advantages=torch.tensor([1.0, -1, 0.5, -0.5, 2, -2, 0.7]),
-        group_ids=torch.tensor([0, 0, 1, 1, 2, 2, 3]),
-        truncated=torch.zeros(n, dtype=torch.bool),
-        rollout_logp=-torch.rand((n, t), generator=gen) * mask,
-    )
-
-
 def _flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def test_fsdp_update_equals_local_update(ray_cluster: None) -> None:
+def test_fsdp_update_equals_local_update(ray_cluster: None, small_model, ragged_batch) -> None:
     optim = OptimConfig(lr=1e-3, grad_clip=0.5)  # small clip: the clipping path is exercised
     settings = ObjectiveSettings(0.2, 0.28, "token-mean", entropy_coef=0.01)
-    local_model = _model()
-    batch = _batch(local_model.config.vocab_size)
+    local_model = small_model()
+    batch = ragged_batch(local_model.config.vocab_size, n=7)
     ray_model = copy.deepcopy(local_model)
     local = LocalPolicy(local_model, optim, micro_batch_size=2, keep_reference=True)
     # Two optimizer steps (mini-batches of 4 and 3 rows) exercise the AdamW state too.
@@ -107,7 +76,7 @@ def test_fsdp_update_equals_local_update(ray_cluster: None) -> None:
         diff = (_flat(local.model) - _flat(exported)).abs().max()
         print("max |param diff| after 2 steps:", float(diff))
         assert float(diff) <= PARAM_ATOL, float(diff)
-        assert float((_flat(exported) - _flat(_model())).abs().max()) > 1e-4  # it moved
+        assert float((_flat(exported) - _flat(small_model())).abs().max()) > 1e-4  # it moved
         # The (sharded) reference model still scores with the start weights (KL ablation).
         assert torch.allclose(sharded.logprobs(batch, reference=True), before_local, atol=1e-6)
         # The optimizer state comes back in LocalPolicy's layout with the same values.
@@ -128,10 +97,12 @@ def test_fsdp_update_equals_local_update(ray_cluster: None) -> None:
         ray.util.remove_placement_group(placement.group)
 
 
-def test_rollout_workers_split_by_group_sync_weights_and_replay(ray_cluster: None) -> None:
+def test_rollout_workers_split_by_group_sync_weights_and_replay(
+    ray_cluster: None, small_model
+) -> None:
     """2 HF rollout workers sample exactly what 2 local engines seeded like them sample
     (worker j: seed + j * WORKER_SEED_STRIDE, prompts split by whole groups)."""
-    model = _model().eval()
+    model = small_model().eval()
     spec = RolloutSpec(engine="hf", pad_id=0, stop_ids=(2,), max_batch_sequences=64, seed=5)
     placement = Placement.reserve(2, use_gpu=False)
     rollout = start_rollout(placement, ray.put(model), spec, workers=2, threads=1)
@@ -174,14 +145,6 @@ def test_rollout_workers_split_by_group_sync_weights_and_replay(ray_cluster: Non
 
 
 # ---- (b) and (c): the CLI end to end -------------------------------------------------
-TIMING = {
-    "rollout_seconds",
-    "reward_seconds",
-    "update_seconds",
-    "step_seconds",
-    "tokens_per_second",
-    "wall_seconds",
-}
 # small_args' warmed-up model solves nothing yet (every group all-0): keep the groups
 # and give the loss a fixed entropy term with a large learning rate, so every step makes
 # a large update and the next step's rollouts show whether the new weights reached the
@@ -221,7 +184,7 @@ def _assert_close(a: list[dict], b: list[dict], *, rel: float, abs_: float) -> N
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b, strict=True):
         for key, va in ra.items():
-            if key in TIMING or va is None:
+            if key in TIMING_METRICS or va is None:
                 continue
             assert math.isclose(va, rb[key], rel_tol=rel, abs_tol=abs_), (
                 ra["step"],

@@ -3,29 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from or1.engine.policy import BatchTotals, RolloutBatch, add_stats, gather_logprobs
+from or1.engine.policy import BatchTotals, add_stats, gather_logprobs
 from or1.objective import ObjectiveSettings, magic_loss
-
-
-def _batch(vocab: int, n: int = 6, p: int = 5, t: int = 7) -> RolloutBatch:
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, vocab, (n, p + t), generator=gen)
-    mask = torch.ones((n, t))
-    mask[0, 4:] = 0
-    mask[3, 2:] = 0
-    attn = torch.ones_like(ids)
-    attn[1, :2] = 0
-    return RolloutBatch(
-        input_ids=ids,
-        attention_mask=attn,
-        response_mask=mask,
-        prompt_length=p,
-        rewards=torch.tensor([1.0, 0, 1, 0, 1, 0]),
-        advantages=torch.tensor([1.0, -1, 0.5, -0.5, 2, -2]),
-        group_ids=torch.tensor([0, 0, 1, 1, 2, 2]),
-        truncated=torch.zeros(n, dtype=torch.bool),
-        rollout_logp=torch.zeros((n, t)),
-    )
 
 
 def test_gather_logprobs_matches_log_softmax() -> None:
@@ -35,22 +14,22 @@ def test_gather_logprobs_matches_log_softmax() -> None:
     assert torch.allclose(gather_logprobs(logits, ids, chunk=4), expected, atol=1e-6)
 
 
-def test_update_is_invariant_to_micro_batching(small_policy) -> None:
+def test_update_is_invariant_to_micro_batching(small_policy, ragged_batch) -> None:
     """Token-mean over the mini-batch: 1 micro-batch of 6 == 4 micro-batches (2+2+1+1)."""
     settings = ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.01)
     results = []
     for micro in (6, 2, 1):
         policy = small_policy(micro, layers=1)
-        batch = _batch(policy.model.config.vocab_size)
+        batch = ragged_batch(policy.model.config.vocab_size)
         policy.update(batch, magic_loss(settings), mini_batches=[torch.arange(6)])
         results.append(torch.cat([p.detach().flatten() for p in policy.model.parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-6)
     assert torch.allclose(results[0], results[2], atol=1e-6)
 
 
-def test_positive_advantage_raises_its_tokens_logprob(small_policy) -> None:
+def test_positive_advantage_raises_its_tokens_logprob(small_policy, ragged_batch) -> None:
     policy = small_policy(6, layers=1)
-    batch = _batch(policy.model.config.vocab_size)
+    batch = ragged_batch(policy.model.config.vocab_size)
     before = policy.logprobs(batch)
     settings = ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.0)
     for _ in range(3):
@@ -60,8 +39,8 @@ def test_positive_advantage_raises_its_tokens_logprob(small_policy) -> None:
     assert float(gain[4]) > 0 > float(gain[5])  # advantages +2 and -2
 
 
-def test_batch_totals_count_tokens_and_nonempty_rows() -> None:
-    batch = _batch(100)
+def test_batch_totals_count_tokens_and_nonempty_rows(ragged_batch) -> None:
+    batch = ragged_batch(100)
     batch.response_mask[2] = 0
     totals = BatchTotals.of(batch)
     assert totals.tokens == 4 + 7 + 0 + 2 + 7 + 7 and totals.sequences == 5
