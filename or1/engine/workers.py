@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import pickle
+import signal
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -46,6 +47,9 @@ def _recv(conn: Connection) -> Any:
 
 def _serve(conn: Connection, make_handler: Callable[..., Any], args: tuple[Any, ...]) -> None:
     """A worker's loop: each message is a tuple of the handler's arguments; STOP ends it."""
+    # Ctrl-C reaches the whole process group: the parent handles it and stops the
+    # workers, which would otherwise each die with a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     handler = make_handler(*args)
     _send(conn, ("ready", None))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -102,6 +104,13 @@ def test_a_worker_error_is_raised_with_its_traceback_and_the_worker_survives(two
         engine.generate([[10**6], *prompts[1:]], PARAMS)  # a token id outside the vocabulary
     # worker 1's answer to the failed call was drained: the next call gets its own answers
     tok, model = two[0], two[1]
+    state = engine.rng_state()
+    assert_same(engine.generate(prompts, PARAMS), expected(model, tok, prompts, state))
+
+
+def test_workers_leave_ctrl_c_to_the_parent(two) -> None:
+    tok, model, prompts, engine = two
+    os.kill(engine.pool._procs[0].pid, signal.SIGINT)  # what Ctrl-C sends the group
     state = engine.rng_state()
     assert_same(engine.generate(prompts, PARAMS), expected(model, tok, prompts, state))
 
