@@ -118,6 +118,10 @@ def test_benchmarks_are_scored_at_every_evaluation(small_config: Config, tmp_pat
     eval_dir = tmp_path / "run" / "eval"
     assert (eval_dir / "final_mini_samples.jsonl").exists()
     assert (eval_dir / "final_problems.csv").exists()
+    from or1.report import write_report
+
+    html = write_report(tmp_path / "run").read_text()
+    assert "<td>mini</td>" in html  # the evaluations table names the benchmark
 
 
 def test_a_missing_benchmark_fails_before_training(small_config: Config, tmp_path: Path) -> None:
