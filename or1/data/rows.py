@@ -137,7 +137,7 @@ def _truth(value: Any, ability: str, name: str) -> str:
 
 def _code_tests(value: Any, name: str) -> str:
     """Code ground truth as a JSON string of tests that the code reward can run."""
-    from or1.rewards.code import parse_tests
+    from or1.rewards.code_tests import parse_tests
 
     if isinstance(value, dict | list):
         value = json.dumps(value)

@@ -18,7 +18,8 @@ import pytest
 
 from or1.errors import RewardError
 from or1.rewards import code_reward
-from or1.rewards.code import extract_code, outputs_match, parse_tests, values_match
+from or1.rewards.code import extract_code
+from or1.rewards.code_tests import outputs_match, parse_tests, values_match
 
 from .conftest import STRAY_MARKER, stray_processes
 
