@@ -1,11 +1,12 @@
 """A pool of single-thread CPU worker processes that share the model's memory.
 
-Why processes: decoding a small model on a CPU is bound by per-op overhead, not arithmetic, so a
-second intra-op thread barely helps (and two-thread OpenMP collapses whenever another
-process holds a core), while a second process working on other rows nearly doubles
-throughput. The model's parameters are moved to shared memory (``share_memory()``) once;
-spawned workers receive the very same storages, so the policy's in-place optimizer
-updates reach them with no copy. Rollout decoding (process_rollout) runs on such a pool.
+Why processes: decoding a small model on a CPU is bound by per-op overhead, not by
+arithmetic, so a second intra-op thread barely helps (and two-thread OpenMP collapses
+whenever another process holds a core), while a second process decoding other rows adds
+1.3-1.6x (bench/rollout.py). The model's parameters are moved to shared memory
+(``share_memory()``) once; spawned workers receive the very same storages, so the
+policy's in-place optimizer updates reach them with no copy. Rollout decoding
+(process_rollout) runs on such a pool.
 
 The update is not split this way: its matmuls are large enough that two OpenMP threads
 scale (1.7x over one here), and two single-thread processes computing half the
@@ -35,9 +36,9 @@ class WorkerDied(RuntimeError):
 
 
 def _send(conn: Connection, message: Any) -> None:
-    # Plain pickle, not multiprocessing's: tensors in a message travel as bytes. Torch's
-    # reduction would move each one into a new shared-memory segment and pass its file
-    # descriptor, which costs more than the copy for the small per-call tensors sent here.
+    # Plain pickle, not multiprocessing's ForkingPickler: a tensor in a message travels
+    # as a copy of its bytes, instead of being moved into a new shared-memory segment
+    # whose file descriptor is passed (torch's reduction); the messages here are small.
     conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -68,10 +69,11 @@ def _serve(conn: Connection, make_handler: Callable[..., Any], args: tuple[Any, 
 
 
 class WorkerPool:
-    """``processes`` spawned workers, each running ``make_handler(*args[i])`` on a thread.
+    """Spawned workers (one per entry of ``args``), each with one torch thread, serving
+    ``make_handler(*args[i])``.
 
     Args:
-        what: names the workers in errors ("rollout", "update").
+        what: names the workers in errors (e.g. "rollout").
         make_handler: a picklable callable (module-level) building the worker's handler
             in the worker; ``handler(*message)`` answers each message.
         args: one argument tuple per worker, passed at spawn: tensors in shared memory
