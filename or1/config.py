@@ -154,8 +154,8 @@ class RolloutConfig(_Strict):
     max_prompt_length: int = Field(2048, gt=0)
     batch_size: int = Field(256, gt=0, description="sequences decoded together")
     # hf engine on a CPU: decode in this many single-thread processes that share the
-    # model's memory (1: in this process). Two processes decode ~2x faster than one
-    # process with two threads on a 2-core machine; see or1/engine/process_rollout.py.
+    # model's memory (1: in this process). On 2 cores two processes decode 1.3-1.6x
+    # faster than one (bench/rollout.py); see or1/engine/process_rollout.py.
     processes: int = Field(1, gt=0)
     # vLLM only (rollout.engine=vllm, GPU): GPUs per vLLM engine, and the share of each
     # GPU's memory vLLM may take (the policy shares the GPU when colocated).

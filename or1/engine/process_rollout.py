@@ -1,7 +1,7 @@
 """Rollouts decoded by several single-thread CPU processes that share the model's memory.
 
 Decoding a small model on a CPU is bound by per-op overhead, so a second process decoding
-other prompts nearly doubles throughput where a second thread barely helps (see
+other prompts adds more throughput (1.3-1.6x on 2 cores) than a second thread does (see
 or1/engine/workers.py, which also explains how the workers see the policy's updates).
 
 Each call splits the prompts into contiguous chunks of whole groups (one per worker),
