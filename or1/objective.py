@@ -33,19 +33,10 @@ class ObjectiveSettings:
 
 def magic_loss(settings: ObjectiveSettings) -> LossFn:
     """Build loss_fn(logp [n,T], logits [n,T,V], micro, totals) -> (loss, stats)."""
-    return MagicLoss(settings)
 
-
-@dataclass(frozen=True)
-class MagicLoss:
-    """The loss function as a picklable object (update worker processes receive it)."""
-
-    settings: ObjectiveSettings
-
-    def __call__(
-        self, logp: torch.Tensor, logits: torch.Tensor, micro: RolloutBatch, totals: BatchTotals
+    def loss_fn(
+        logp: torch.Tensor, logits: torch.Tensor, micro: RolloutBatch, totals: BatchTotals
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        settings = self.settings
         mask = micro.response_mask.to(logp.device)
         normalizer = totals.tokens if settings.aggregation == "token-mean" else totals.sequences
         normalizer = max(float(normalizer), 1.0)
@@ -93,3 +84,5 @@ class MagicLoss:
             )
             stats["kl_ref"] = (kl.detach() * mask).sum() / tokens
         return loss, stats
+
+    return loss_fn

@@ -112,7 +112,6 @@ class Trainer:
         limit = cfg.rollout.max_prompt_length
         self.train_problems, self._prompt_cache = fit_prompts(train, encode, limit, split="train")
         self.test_problems, test_ids = fit_prompts(test, encode, limit, split="test")
-        self._prompt_cache.update(test_ids)
         # What every evaluation (base, every N steps, final) scores: the test split, then
         # each of eval.benchmarks (loaded now, so a missing file fails before training).
         self.eval_sets = [EvalSet(self.test_problems, test_ids)] if self.test_problems else []
@@ -136,10 +135,9 @@ class Trainer:
     def close(self) -> None:
         """Stop the worker processes of rollout.processes > 1 (idempotent; they are
         daemons and stop at exit anyway)."""
-        for part in (self.engine, self.policy):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> Trainer:
         return self
@@ -149,7 +147,7 @@ class Trainer:
 
     # ---- helpers -----------------------------------------------------------------
     def prompt_ids(self, problem: Problem) -> list[int]:
-        """The chat prompt's token ids (every train and test problem is encoded at start)."""
+        """The chat prompt's token ids (every training problem is encoded at start)."""
         return self._prompt_cache[problem.uid]
 
     def decode(self, responses: list[list[int]]) -> list[str]:

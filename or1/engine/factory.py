@@ -130,7 +130,12 @@ def _hf_engine(
             max_batch_sequences=max_batch_sequences,
             seed=seed,
         )
-    _require_cpu(model, f"rollout.processes={processes}", "rollout.processes=1")
+    if next(model.parameters()).device.type != "cpu":
+        raise ConfigError(
+            f"rollout.processes={processes} decodes in CPU processes, but the model is on "
+            f"{next(model.parameters()).device}.",
+            hint="use rollout.processes=1 on a GPU (or rollout.engine=vllm).",
+        )
     return ProcessRolloutEngine(
         model,
         processes=processes,
@@ -188,15 +193,6 @@ def make_engines(
         engine.load_weights(policy.export_model().state_dict())
 
     return Engines(policy, engine, sync_weights=sync_weights)
-
-
-def _require_cpu(model: PreTrainedModel, setting: str, fix: str) -> None:
-    device = next(model.parameters()).device
-    if device.type != "cpu":
-        raise ConfigError(
-            f"{setting} runs in CPU processes, but the model is on {device}.",
-            hint=f"use {fix} on a GPU.",
-        )
 
 
 def _ray_engines(cfg: Config, model: PreTrainedModel, spec: RolloutSpec) -> Engines:

@@ -334,37 +334,21 @@ class LocalPolicy:
         results = []
         for rows in mini_batches:
             mini = batch.select(rows)
-            stats = self.accumulate_gradients(mini, loss_fn, BatchTotals.of(mini), temperature)
-            results.append({**stats, "grad_norm": self.optimizer_step()})
+            totals = BatchTotals.of(mini)
+            sums: dict[str, float] = {}
+            for idx in self._micro_batches(torch.arange(len(mini)), mini):
+                micro = trim_padding(mini.select(idx))
+                logits = self._response_logits(self.model, micro, temperature)
+                logp = gather_logprobs(logits, micro.response_ids.to(self.device))
+                loss, stats = loss_fn(logp, logits, micro, totals)
+                loss.backward()
+                weight = float(micro.response_mask.sum()) / max(totals.tokens, 1.0)
+                add_stats(sums, {key: float(value) for key, value in stats.items()}, weight)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            results.append({**sums, "grad_norm": float(grad_norm)})
         return results
-
-    def accumulate_gradients(
-        self, part: RolloutBatch, loss_fn: LossFn, totals: BatchTotals, temperature: float
-    ) -> dict[str, float]:
-        """Backward the loss of ``part`` (some rows of a mini-batch whose counts are
-        ``totals``) micro-batch by micro-batch, adding to the parameters' gradients.
-
-        Returns the loss statistics weighted by each micro-batch's share of
-        ``totals.tokens``, so the parts of a mini-batch add up to its averages (maxima,
-        ``*_max``, are maxima over the micro-batches; see `add_stats`).
-        """
-        sums: dict[str, float] = {}
-        for idx in self._micro_batches(torch.arange(len(part)), part):
-            micro = trim_padding(part.select(idx))
-            logits = self._response_logits(self.model, micro, temperature)
-            logp = gather_logprobs(logits, micro.response_ids.to(self.device))
-            loss, stats = loss_fn(logp, logits, micro, totals)
-            loss.backward()
-            weight = float(micro.response_mask.sum()) / max(totals.tokens, 1.0)
-            add_stats(sums, {key: float(value) for key, value in stats.items()}, weight)
-        return sums
-
-    def optimizer_step(self) -> float:
-        """Clip the gradients, step, zero them; returns the norm before clipping."""
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(grad_norm)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
