@@ -205,10 +205,12 @@ class RewardPool:
 
 
 def worker_main(conn: Connection) -> None:
-    """Serve jobs until the caller closes the connection (runs in the worker process)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
-    import or1.rewards.math  # noqa: F401  (import before the first deadline starts)
+    """Serve jobs until the caller closes the connection (runs in the worker process).
 
+    The entry point (`_worker.py`) imports the rewards first, so that their import time
+    does not count against the first job's deadline.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     conn.send((-1, "ready", None))
     while True:
         try:
