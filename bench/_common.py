@@ -19,8 +19,9 @@ from typing import Any
 import torch
 
 from or1.build import encode_prompt, load_model, load_problems
+from or1.build.models import build_tiny_model
 from or1.config import Config, load_config
-from or1.engine.models import build_tiny_model, stop_token_ids
+from or1.engine.rollout import stop_token_ids
 
 # ~25M parameters with the tiny-arith tokenizer (hidden 512, 8 layers, GQA 8/2, ffn 1536).
 MODEL_25M = {
@@ -39,7 +40,7 @@ THREADS_HELP = (
 
 
 PROCESSES_HELP = (
-    "or1 decodes rollouts in this many single-thread processes (rollout.processes); "
+    "or1 decodes rollouts in this many single-thread processes (rollout.hf.processes); "
     "use with --threads 2 to give both sides the whole 2-core machine"
 )
 

@@ -38,9 +38,9 @@ from _trl_worker import TAG
 from step import write_problems
 
 from or1.build import encode_prompt, seed_everything
+from or1.build.models import load_pretrained
 from or1.data.sampler import PromptSampler
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.models import load_pretrained
 from or1.engine.rollout import SamplingParams
 from or1.evaluate import evaluate_problems
 from or1.trainer import Trainer, stage_of
@@ -67,7 +67,7 @@ def train_or1(
     seed: int, budget: float, tmp: Path, threads: int, processes: int
 ) -> tuple[Any, int, float]:
     overrides = [f"runs_dir={tmp}", "logging.tensorboard=false", f"train.threads={threads}"]
-    overrides.append(f"rollout.processes={processes}")
+    overrides.append(f"rollout.hf.processes={processes}")
     cfg, _, _, _ = C.tiny_arith(overrides)
     trainer = Trainer(cfg, tmp / f"or1-seed{seed}", show_progress=False)
     # The RL run's randomness from `seed`, the base model and data split from seed 0.

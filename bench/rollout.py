@@ -18,7 +18,7 @@ responses are random tokens that stop by chance, about half of them before 256).
 
 Threads: by default both engines run in this process with ``--threads`` (1) torch
 threads. With ``--processes N`` or1 decodes in N single-thread worker processes that
-share the model (``rollout.processes``); give HF the same cores with ``--threads N``.
+share the model (``rollout.hf.processes``); give HF the same cores with ``--threads N``.
 
 Output: one JSON line, {"tokens_per_s_or1", "tokens_per_s_hf", "ratio"} for the
 tiny-arith model, plus the same per model under "models", and the machine.

@@ -11,7 +11,7 @@ lr 5e-5) per step, CPU, fp32, the same torch threads. TRL 1.16 runs in its own v
 use_cpu=True; its other settings are its defaults (its own batching of the
 generation, its loss). or1 runs ``Trainer.train_step`` of the tiny-arith preset; with
 ``--processes N`` its rollouts are decoded by N single-thread processes
-(``rollout.processes``) while its update and TRL use ``--threads``.
+(``rollout.hf.processes``) while its update and TRL use ``--threads``.
 
 The two alternate in one run: or1's step in this process, then TRL's in its worker
 process (which waits on stdin between steps), ``--repeats`` times after one untimed
@@ -95,7 +95,7 @@ def main() -> None:
             f"runs_dir={tmp}",
             "logging.tensorboard=false",
             f"train.threads={args.threads}",
-            f"rollout.processes={args.processes}",
+            f"rollout.hf.processes={args.processes}",
         ]
     )
     trainer = Trainer(cfg, tmp / "or1", show_progress=False)

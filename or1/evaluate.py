@@ -162,8 +162,10 @@ def load_benchmarks(cfg: Config) -> dict[str, list[Problem]]:
     or bad file fails in a second."""
     from or1.data.sources import load_benchmark, resolve_benchmark, source_name
 
-    e = cfg.eval
-    return {source_name(resolve_benchmark(n, e)): load_benchmark(n, e) for n in e.benchmarks}
+    e, root = cfg.eval, cfg.cache_path
+    return {
+        source_name(resolve_benchmark(n, e, root)): load_benchmark(n, e, root) for n in e.benchmarks
+    }
 
 
 def benchmark_sets(

@@ -28,7 +28,15 @@ from or1.algo import (
     zero_truncated_rewards,
 )
 from or1.batch import build_batch, mini_batch_rows
-from or1.build import encode_prompt, fit_prompts, load_model, load_problems, seed_everything
+from or1.build import (
+    encode_prompt,
+    fit_prompts,
+    load_model,
+    load_problems,
+    make_engines,
+    seed_everything,
+)
+from or1.build.models import load_pretrained
 from or1.checkpoint import (
     global_rng_state,
     load_checkpoint,
@@ -39,8 +47,6 @@ from or1.checkpoint import (
 from or1.config import Config, StageConfig, save_config
 from or1.data.problem import Problem
 from or1.data.sampler import PromptSampler
-from or1.engine.factory import make_engines
-from or1.engine.models import load_pretrained
 from or1.engine.policy import RolloutBatch
 from or1.engine.rollout import Rollouts, SamplingParams
 from or1.errors import DataError
@@ -133,7 +139,7 @@ class Trainer:
         self.setup_seconds = time.perf_counter() - created  # data, model, warm-up
 
     def close(self) -> None:
-        """Stop the worker processes of rollout.processes > 1 (idempotent; they are
+        """Stop the worker processes of rollout.hf.processes > 1 (idempotent; they are
         daemons and stop at exit anyway)."""
         close = getattr(self.engine, "close", None)
         if close is not None:

@@ -53,8 +53,8 @@ def mean_gap(model, rollouts) -> float:
 
 def build_tiny_pair(root: str) -> tuple[str, str]:
     """Two tiny models (B = A + noise) sharing one tokenizer, saved under ``root``."""
+    from or1.build.models import build_tiny_model, build_tiny_tokenizer
     from or1.config import TinyModelConfig
-    from or1.engine.models import build_tiny_model, build_tiny_tokenizer
 
     corpus = [
         f"Compute {a}+{b}. <think>{a}+{b}={a + b}</think> \\boxed{{{a + b}}}"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.cli import main
 from or1.config import RECIPE_PROMPT_SUFFIX, TinyModelConfig
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer
 from or1.evaluate import EvalResult, benchmark_rows, write_benchmark_table
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"

@@ -59,7 +59,7 @@ def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path, processes: int) -> None:
-    """Also with rollouts decoded by 2 worker processes (rollout.processes=2), whose
+    """Also with rollouts decoded by 2 worker processes (rollout.hf.processes=2), whose
     sampling seeds come from the checkpointed generator of the driver."""
     runs = tmp_path / "runs"
     # The small model rarely solves a problem, so groups are often uniform: keep them and
@@ -68,7 +68,7 @@ def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path, proce
         "train",
         "--quiet",
         *small_args,
-        f"rollout.processes={processes}",
+        f"rollout.hf.processes={processes}",
         "eval.every=2",
         "algo.reject_uniform_groups=false",
         "algo.entropy.mode=fixed",

@@ -72,7 +72,7 @@ def test_the_trainer_as_a_context_manager_stops_its_rollout_workers(
     small_config: Config, tmp_path: Path
 ) -> None:
     cfg = small_config.model_copy(deep=True)
-    cfg.rollout.processes = 2
+    cfg.rollout.hf.processes = 2
     with Trainer(cfg, tmp_path / "run", show_progress=False) as trainer:
         procs = list(trainer.engine.pool._procs)
         assert len(procs) == 2 and all(p.is_alive() for p in procs)

@@ -174,7 +174,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     names = cfg.data.dedup.eval_sets if args.eval_sets is None else args.eval_sets
     if not cfg.data.dedup.decontaminate:
         names = []
-    eval_sets = {name: load_benchmark(name, cfg.eval) for name in names}
+    eval_sets = {name: load_benchmark(name, cfg.eval, cfg.cache_path) for name in names}
     show = not args.quiet and cfg.logging.progress
     with progress_bar("dedup (near duplicates)", len(items), show=show) as bar:
         result = curate(items, eval_sets, cfg.data.dedup, progress=bar.advance)

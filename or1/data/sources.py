@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from or1.config import EvalConfig
+from or1.data.packaged import PACKAGED_BENCHMARKS, packaged_benchmark
 from or1.data.problem import Problem
 from or1.data.rows import BadRow, Row, row_to_problem
 from or1.errors import ConfigError, DataError
@@ -343,14 +344,22 @@ def eval_data_dir(cfg: EvalConfig) -> Path | None:
     return REPO_EVAL_DIR if REPO_EVAL_DIR.is_dir() else None
 
 
-def resolve_benchmark(name: str, cfg: EvalConfig) -> Path:
+def resolve_benchmark(name: str, cfg: EvalConfig, cache_root: Path | None = None) -> Path:
     """The file of a benchmark: a name (aime24) or a path.
+
+    ``eval.benchmark_paths[name]`` wins; a benchmark shipped in a PyPI package
+    (``or1.data.packaged``) is converted into ``cache_root/benchmarks`` on first use;
+    else ``<data dir>/<name>.parquet`` (or .jsonl).
 
     Raises:
         ConfigError: no file found (the message says where it looked).
     """
     if name in cfg.benchmark_paths:
         candidates = [Path(cfg.benchmark_paths[name])]
+    elif name in PACKAGED_BENCHMARKS:
+        if cache_root is None:
+            raise ValueError(f"benchmark {name} is packaged: pass the cache_root to convert it in")
+        candidates = [packaged_benchmark(name, cache_root)]
     elif Path(name).suffix in TABLE_SUFFIXES or os.sep in name:
         candidates = [Path(name)]
     else:
@@ -367,9 +376,10 @@ def resolve_benchmark(name: str, cfg: EvalConfig) -> Path:
     )
 
 
-def load_benchmark(name: str, cfg: EvalConfig) -> list[Problem]:
-    """The problems of a benchmark, with the eval prompt suffix ensured."""
-    path = resolve_benchmark(name, cfg)
+def load_benchmark(name: str, cfg: EvalConfig, cache_root: Path | None = None) -> list[Problem]:
+    """The problems of a benchmark, with the eval prompt suffix ensured (see
+    ``resolve_benchmark`` for where it is looked for)."""
+    path = resolve_benchmark(name, cfg, cache_root)
     problems = load_problems(path, prompt_suffix=cfg.prompt_suffix or None)
     if not problems:
         raise DataError(f"benchmark '{name}' ({path}) has no rows.")

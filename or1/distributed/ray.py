@@ -32,14 +32,14 @@ import ray
 import torch
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from or1.build.models import resolve_dtype
 from or1.config import Config, OptimConfig
 from or1.distributed.fsdp import ShardedPolicyWorker
 from or1.distributed.rollout_worker import RolloutWorker
 from or1.distributed.sharding import PolicyShard, merge_rows, merge_stats, shard_rows
-from or1.engine.factory import RolloutSpec
-from or1.engine.models import resolve_dtype
+from or1.engine.factory import Engines, RolloutSpec, rollout_spec
 from or1.engine.policy import LossFn, RolloutBatch
 from or1.engine.rollout import Rollouts, SamplingParams, merge_rollouts, split_prompts
 from or1.errors import ConfigError, WorkerError
@@ -339,11 +339,12 @@ def start_rollout(
             f"{placement.workers} on GPUs: each rollout worker shares a policy rank's GPU.",
             hint="set distributed.rollout_workers <= distributed.workers.",
         )
-    if spec.engine == "vllm" and spec.tensor_parallel_size > 1:
+    tensor_parallel = int(spec.options.get("tensor_parallel_size", 1))
+    if tensor_parallel > 1:
         raise ConfigError(
-            f"rollout.tensor_parallel_size={spec.tensor_parallel_size} with "
+            f"rollout.vllm.tensor_parallel_size={tensor_parallel} with "
             "distributed.backend=ray: each vLLM engine shares one GPU with a policy rank.",
-            hint="use rollout.tensor_parallel_size=1, or distributed.backend=local to let "
+            hint="use rollout.vllm.tensor_parallel_size=1, or distributed.backend=local to let "
             "one vLLM engine span several GPUs.",
         )
     cls = ray.remote(RolloutWorker)
@@ -359,9 +360,17 @@ def start_rollout(
 
 
 def make_ray_engines(
-    cfg: Config, model: PreTrainedModel, spec: RolloutSpec
-) -> tuple[RayPolicy, RayRollout, Callable[[], None]]:
-    """The policy group, the rollout group, and the weight sync between them."""
+    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> Engines:
+    """The engines of ``distributed.backend=ray``: the policy group, the rollout group,
+    and the weight sync between them."""
+    if cfg.rollout.hf.processes > 1:
+        raise ConfigError(
+            "rollout.hf.processes > 1 is for the local backend; with Ray, set "
+            "distributed.rollout_workers.",
+            hint="drop rollout.hf.processes or use distributed.backend=local.",
+        )
+    spec = rollout_spec(cfg, model, tokenizer)
     connect()
     use_gpu = cfg.model.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0
     placement = Placement.reserve(cfg.distributed.workers, use_gpu=use_gpu)
@@ -393,4 +402,4 @@ def make_ray_engines(
         rollout.load_weights(ref)
         policy.refresh_model(ref)
 
-    return policy, rollout, sync_weights
+    return Engines(policy, rollout, sync_weights)

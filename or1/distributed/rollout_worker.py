@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from or1.engine.factory import RolloutSpec, build_rollout_engine
+from or1.engine.factory import RolloutSpec, build_rollout_engine, engine_kind
 from or1.engine.rollout import Rollouts, SamplingParams
 
 
@@ -38,7 +38,7 @@ class RolloutWorker:
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
-        if spec.engine == "hf" and torch.cuda.is_available():
+        if engine_kind(spec.engine).runs_given_model and torch.cuda.is_available():
             model.to("cuda")
         if dtype is not None:
             model.to(dtype)

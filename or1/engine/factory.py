@@ -1,19 +1,28 @@
-"""Pick the policy and rollout engines for a config: local or Ray, HF or vLLM rollouts."""
+"""Rollout engines by name, and the engines of a run in this process.
+
+One registry, ``ROLLOUT_ENGINES``: ``rollout.engine`` names an entry, and the entry's
+``build(spec, model, seed)`` makes the engine. A new engine (e.g. SGLang) is one
+registered ``EngineKind`` plus, if it has settings, a ``rollout.<name>`` config section:
+the section reaches the builder as ``spec.options`` (plain data, picklable for Ray).
+
+Ray lives in ``or1.distributed`` and depends on this module, never the reverse; the
+choice between the local and the Ray backend is ``or1.build.engines``.
+"""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from or1.config import Config
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.models import stop_token_ids
 from or1.engine.policy import LocalPolicy, Policy
 from or1.engine.process_rollout import ProcessRolloutEngine
-from or1.engine.rollout import RolloutEngine
+from or1.engine.rollout import RolloutEngine, stop_token_ids
 from or1.errors import ConfigError
 
 # Rollout worker j samples with seed + j * WORKER_SEED_STRIDE (worker 0: the run's seed,
@@ -32,38 +41,119 @@ class Engines:
 
 @dataclass(frozen=True)
 class RolloutSpec:
-    """Everything a rollout engine needs besides the model (picklable, for Ray workers)."""
+    """Everything a rollout engine needs besides the model (picklable, for Ray workers).
 
-    engine: str  # "hf" | "vllm"
+    ``options`` is the engine's own config section (``rollout.<engine>``) as plain data.
+    """
+
+    engine: str
     pad_id: int
     stop_ids: tuple[int, ...]
-    max_batch_sequences: int
+    max_num_seqs: int
     seed: int
-    processes: int = 1  # hf on a CPU: single-thread decode processes (process_rollout)
-    model_dir: str | None = None  # vllm: a HF directory with the start weights + tokenizer
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.5
+    options: Mapping[str, Any] = field(default_factory=dict)
+    model_dir: str | None = None  # engines that load their own copy: start weights + tokenizer
     dtype: str = "auto"
     max_model_len: int | None = None
 
 
+EngineBuilder = Callable[[RolloutSpec, PreTrainedModel, int], RolloutEngine]
+"""build(spec, model, seed) -> engine."""
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    """A registered rollout engine.
+
+    Attributes:
+        build: makes the engine (``seed`` already offset for the worker).
+        runs_given_model: decodes with the torch model it is given (so that model must be
+            on the device, and locally the policy's updates reach it with no sync);
+            otherwise it loads its own copy from ``spec.model_dir`` and needs the
+            policy's weights after each update.
+    """
+
+    build: EngineBuilder
+    runs_given_model: bool
+
+
+def _build_hf(spec: RolloutSpec, model: PreTrainedModel, seed: int) -> RolloutEngine:
+    processes = int(spec.options.get("processes", 1))
+    settings = dict(
+        pad_id=spec.pad_id,
+        stop_ids=list(spec.stop_ids),
+        max_batch_sequences=spec.max_num_seqs,
+        seed=seed,
+    )
+    if processes == 1:
+        return HFRolloutEngine(model, **settings)
+    if next(model.parameters()).device.type != "cpu":
+        raise ConfigError(
+            f"rollout.hf.processes={processes} decodes in CPU processes, but the model is on "
+            f"{next(model.parameters()).device}.",
+            hint="use rollout.hf.processes=1 on a GPU (or rollout.engine=vllm).",
+        )
+    return ProcessRolloutEngine(model, processes=processes, **settings)
+
+
+def _build_vllm(spec: RolloutSpec, model: PreTrainedModel, seed: int) -> RolloutEngine:
+    from or1.engine.vllm_rollout import VLLMRolloutEngine  # optional dependency
+
+    if spec.model_dir is None:
+        raise ValueError("the vllm engine loads from a directory: spec.model_dir is None")
+    return VLLMRolloutEngine(
+        spec.model_dir,
+        stop_ids=list(spec.stop_ids),
+        seed=seed,
+        tensor_parallel_size=int(spec.options.get("tensor_parallel_size", 1)),
+        gpu_memory_utilization=float(spec.options.get("gpu_memory_utilization", 0.5)),
+        dtype=spec.dtype,
+        max_model_len=spec.max_model_len,
+    )
+
+
+ROLLOUT_ENGINES: dict[str, EngineKind] = {
+    "hf": EngineKind(_build_hf, runs_given_model=True),
+    "vllm": EngineKind(_build_vllm, runs_given_model=False),
+}
+
+
+def register_rollout_engine(name: str, kind: EngineKind, *, replace: bool = False) -> None:
+    """Add a rollout engine under ``name`` (``rollout.engine=name`` selects it)."""
+    if name in ROLLOUT_ENGINES and not replace:
+        raise ValueError(f"rollout engine {name!r} is already registered (pass replace=True)")
+    ROLLOUT_ENGINES[name] = kind
+
+
+def engine_kind(name: str) -> EngineKind:
+    """The registered engine ``name``, or a ConfigError listing the known ones."""
+    if name not in ROLLOUT_ENGINES:
+        raise ConfigError(
+            f"unknown rollout.engine '{name}'; registered engines: "
+            f"{', '.join(sorted(ROLLOUT_ENGINES))}.",
+            hint="register one with or1.engine.factory.register_rollout_engine.",
+        )
+    return ROLLOUT_ENGINES[name]
+
+
 def rollout_spec(
-    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> RolloutSpec:
     r = cfg.rollout
+    kind = engine_kind(r.engine)
+    section = getattr(r, r.engine, None)
+    options = section.model_dump() if section is not None else {}
     model_dir = None
-    if r.engine == "vllm":
-        model_dir = cfg.model.path or _save_for_vllm(model, tokenizer)
+    if not kind.runs_given_model:
+        model_dir = cfg.model.path or _save_model_dir(model, tokenizer)
     return RolloutSpec(
         engine=r.engine,
         pad_id=tokenizer.pad_token_id,
         stop_ids=tuple(stop_token_ids(tokenizer, model)),
-        max_batch_sequences=r.batch_size,
+        max_num_seqs=r.max_num_seqs,
         seed=cfg.train.seed,
-        processes=r.processes,
+        options=options,
         model_dir=model_dir,
-        tensor_parallel_size=r.tensor_parallel_size,
-        gpu_memory_utilization=r.gpu_memory_utilization,
         dtype=cfg.model.dtype,
         max_model_len=_max_model_len(cfg, model),
     )
@@ -77,9 +167,9 @@ def _max_model_len(cfg: Config, model: PreTrainedModel) -> int:
     return min(wanted, int(limit)) if limit else wanted
 
 
-def _save_for_vllm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> str:
-    """vLLM loads from a directory: write the built (tiny) model there once."""
-    path = tempfile.mkdtemp(prefix="or1-vllm-model-")
+def _save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> str:
+    """An engine that loads from a directory gets the built (tiny) model written once."""
+    path = tempfile.mkdtemp(prefix="or1-rollout-model-")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -90,95 +180,35 @@ def build_rollout_engine(
 ) -> RolloutEngine:
     """The engine of ``spec`` (in this process, or inside a Ray rollout worker)."""
     seed = spec.seed + worker_index * WORKER_SEED_STRIDE
-    if spec.engine == "vllm":
-        from or1.engine.vllm_rollout import VLLMRolloutEngine
-
-        assert spec.model_dir is not None
-        return VLLMRolloutEngine(
-            spec.model_dir,
-            stop_ids=list(spec.stop_ids),
-            seed=seed,
-            tensor_parallel_size=spec.tensor_parallel_size,
-            gpu_memory_utilization=spec.gpu_memory_utilization,
-            dtype=spec.dtype,
-            max_model_len=spec.max_model_len,
-        )
-    return _hf_engine(
-        model,
-        pad_id=spec.pad_id,
-        stop_ids=list(spec.stop_ids),
-        max_batch_sequences=spec.max_batch_sequences,
-        seed=seed,
-        processes=spec.processes,
-    )
-
-
-def _hf_engine(
-    model: PreTrainedModel,
-    *,
-    pad_id: int,
-    stop_ids: list[int],
-    max_batch_sequences: int,
-    seed: int,
-    processes: int,
-) -> RolloutEngine:
-    if processes == 1:
-        return HFRolloutEngine(
-            model,
-            pad_id=pad_id,
-            stop_ids=stop_ids,
-            max_batch_sequences=max_batch_sequences,
-            seed=seed,
-        )
-    if next(model.parameters()).device.type != "cpu":
-        raise ConfigError(
-            f"rollout.processes={processes} decodes in CPU processes, but the model is on "
-            f"{next(model.parameters()).device}.",
-            hint="use rollout.processes=1 on a GPU (or rollout.engine=vllm).",
-        )
-    return ProcessRolloutEngine(
-        model,
-        processes=processes,
-        pad_id=pad_id,
-        stop_ids=stop_ids,
-        max_batch_sequences=max_batch_sequences,
-        seed=seed,
-    )
+    return engine_kind(spec.engine).build(spec, model, seed)
 
 
 def local_rollout_engine(
-    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> RolloutEngine:
     """A local HF engine over ``model`` (evaluation, offline filtering), decoding in
-    ``rollout.processes`` CPU processes."""
-    return _hf_engine(
-        model,
+    ``rollout.hf.processes`` CPU processes."""
+    spec = RolloutSpec(
+        engine="hf",
         pad_id=tokenizer.pad_token_id,
-        stop_ids=stop_token_ids(tokenizer, model),
-        max_batch_sequences=cfg.rollout.batch_size,
+        stop_ids=tuple(stop_token_ids(tokenizer, model)),
+        max_num_seqs=cfg.rollout.max_num_seqs,
         seed=cfg.train.seed,
-        processes=cfg.rollout.processes,
+        options=cfg.rollout.hf.model_dump(),
     )
+    return build_rollout_engine(spec, model)
 
 
-def make_engines(
-    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+def make_local_engines(
+    cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> Engines:
-    """The engines for ``cfg``.
+    """The engines of ``distributed.backend=local``.
 
-    Locally the policy and the HF rollout engine share ``model``, so syncing weights is a
-    no-op; a vLLM engine holds its own copy and loads the policy's weights after each
-    update. With ``distributed.backend=ray`` both are worker groups (or1.distributed.ray).
+    The policy and an engine that runs the given model share ``model``, so syncing
+    weights is a no-op; an engine with its own copy (vLLM) loads the policy's weights
+    after each update.
     """
     spec = rollout_spec(cfg, model, tokenizer)
-    if cfg.distributed.backend == "ray":
-        if spec.processes > 1:
-            raise ConfigError(
-                "rollout.processes > 1 is for the local backend; with Ray, set "
-                "distributed.rollout_workers.",
-                hint="drop rollout.processes or use distributed.backend=local.",
-            )
-        return _ray_engines(cfg, model, spec)
     policy = LocalPolicy(
         model,
         cfg.optim,
@@ -186,22 +216,10 @@ def make_engines(
         keep_reference=cfg.algo.kl_beta > 0,
     )
     engine = build_rollout_engine(spec, model)
-    if spec.engine == "hf":
+    if engine_kind(spec.engine).runs_given_model:
         return Engines(policy, engine, sync_weights=lambda: None)
 
     def sync_weights() -> None:
         engine.load_weights(policy.export_model().state_dict())
 
     return Engines(policy, engine, sync_weights=sync_weights)
-
-
-def _ray_engines(cfg: Config, model: PreTrainedModel, spec: RolloutSpec) -> Engines:
-    try:
-        from or1.distributed.ray import make_ray_engines
-    except ImportError as err:
-        raise ConfigError(
-            f"distributed.backend=ray needs Ray ({err}).",
-            hint="install the extra: pip install 'or1[ray]'.",
-        ) from None
-    policy, rollout, sync = make_ray_engines(cfg, model, spec)
-    return Engines(policy, rollout, sync_weights=sync)

@@ -71,7 +71,7 @@ class ProcessRolloutEngine:
             "rollout",
             _Decoder,
             [(model, kwargs)] * processes,
-            hint="rerun with rollout.processes=1 to decode in this process and see the error"
+            hint="rerun with rollout.hf.processes=1 to decode in this process and see the error"
             " directly.",
         )
 

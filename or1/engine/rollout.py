@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# The ChatML end-of-turn token (Qwen, the tiny models): a response stops there.
+IM_END = "<|im_end|>"
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,13 @@ def merge_rollouts(parts: list[Rollouts], starts: list[int]) -> Rollouts:
             # seconds and counts add up poorly across parallel workers: keep the slowest
             out.stats[key] = max(out.stats.get(key, value), value)
     return out
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> list[int]:
+    """Token ids that end a response: the tokenizer's eos and the model's eos id(s)."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(model.generation_config, "eos_token_id", None) or model.config.eos_token_id
+    ids.update(eos if isinstance(eos, list) else [eos])
+    if IM_END in tokenizer.get_vocab():
+        ids.add(tokenizer.convert_tokens_to_ids(IM_END))
+    return sorted(i for i in ids if i is not None)

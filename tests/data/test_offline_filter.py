@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from or1.build import encode_prompt
+from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.cli import main
 from or1.config import OfflineFilterConfig, TinyModelConfig
 from or1.data.offline_filter import (
@@ -24,7 +25,7 @@ from or1.data.offline_filter import (
 from or1.data.problem import Problem
 from or1.data.sources import load_problems
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer, stop_token_ids
+from or1.engine.rollout import stop_token_ids
 from or1.errors import ConfigError
 from or1.rewards import REWARDS, register_reward
 

@@ -103,7 +103,7 @@ def test_rollout_workers_split_by_group_sync_weights_and_replay(
     """2 HF rollout workers sample exactly what 2 local engines seeded like them sample
     (worker j: seed + j * WORKER_SEED_STRIDE, prompts split by whole groups)."""
     model = small_model().eval()
-    spec = RolloutSpec(engine="hf", pad_id=0, stop_ids=(2,), max_batch_sequences=64, seed=5)
+    spec = RolloutSpec(engine="hf", pad_id=0, stop_ids=(2,), max_num_seqs=64, seed=5)
     placement = Placement.reserve(2, use_gpu=False)
     rollout = start_rollout(placement, ray.put(model), spec, workers=2, threads=1)
     prompts = [[1, 7, 9], [1, 8], [1, 5, 5, 6]]

@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.config import ArithConfig, TinyModelConfig
 from or1.data.tasks import arith
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer
 
 TinyLM = tuple[PreTrainedTokenizerFast, PreTrainedModel, list[list[int]]]
 

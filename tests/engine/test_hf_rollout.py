@@ -5,9 +5,8 @@ import torch
 from or1.batch import build_batch
 from or1.config import OptimConfig, load_config
 from or1.engine.hf_rollout import HFRolloutEngine, sample_tokens
-from or1.engine.models import stop_token_ids
 from or1.engine.policy import LocalPolicy
-from or1.engine.rollout import SamplingParams
+from or1.engine.rollout import SamplingParams, stop_token_ids
 
 
 def test_tokenizer_round_trips_task_text(tiny) -> None:

@@ -8,9 +8,8 @@ import torch
 from or1.config import OptimConfig, load_config
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.kv_cache import SlotKVCache
-from or1.engine.models import stop_token_ids
 from or1.engine.policy import LocalPolicy
-from or1.engine.rollout import SamplingParams
+from or1.engine.rollout import SamplingParams, stop_token_ids
 from or1.trainer import build_batch
 
 

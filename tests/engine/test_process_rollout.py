@@ -11,9 +11,14 @@ import torch
 from or1.config import load_config
 from or1.engine.factory import local_rollout_engine
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.models import stop_token_ids
 from or1.engine.process_rollout import SEED_HIGH, ProcessRolloutEngine
-from or1.engine.rollout import Rollouts, SamplingParams, merge_rollouts, split_prompts
+from or1.engine.rollout import (
+    Rollouts,
+    SamplingParams,
+    merge_rollouts,
+    split_prompts,
+    stop_token_ids,
+)
 from or1.engine.workers import WorkerDied
 from or1.errors import ConfigError
 
@@ -134,9 +139,9 @@ def test_config_routes_processes(tiny) -> None:
     tok, model, _ = tiny
     one = local_rollout_engine(load_config("tiny-arith"), model, tok)
     assert isinstance(one, HFRolloutEngine)
-    cfg = load_config("tiny-arith", ["rollout.processes=2"])
+    cfg = load_config("tiny-arith", ["rollout.hf.processes=2"])
     two = local_rollout_engine(cfg, copy.deepcopy(model), tok)
     assert isinstance(two, ProcessRolloutEngine) and two.processes == 2
     two.close()
-    with pytest.raises(ConfigError, match=r"rollout\.processes > 1 is for the hf engine"):
-        load_config("tiny-arith", ["rollout.processes=2", "rollout.engine=vllm"])
+    with pytest.raises(ConfigError, match=r"rollout\.hf\.processes > 1 is for the hf engine"):
+        load_config("tiny-arith", ["rollout.hf.processes=2", "rollout.engine=vllm"])

@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
+from or1.build import make_engines
+from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.config import Config, TinyModelConfig
-from or1.engine.factory import make_engines
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.models import build_tiny_model, build_tiny_tokenizer
 from or1.engine.rollout import SamplingParams
 from or1.engine.vllm_rollout import WORKER_EXTENSION, VLLMRolloutEngine, WeightLoader
 from or1.errors import ConfigError
@@ -278,7 +278,7 @@ def test_factory_builds_the_vllm_engine_and_syncs_from_the_policy(
     monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(ScriptedLLM))
     cfg = small_config.model_copy(deep=True)
     cfg.rollout.engine = "vllm"
-    cfg.rollout.tensor_parallel_size = 2
+    cfg.rollout.vllm.tensor_parallel_size = 2
     tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
     model = build_tiny_model(
         TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64), tok

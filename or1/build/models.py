@@ -25,7 +25,9 @@ from transformers import (
 from or1.config import ModelConfig, TinyModelConfig
 from or1.errors import ConfigError
 
-PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+from or1.engine.rollout import IM_END
+
+PAD, IM_START = "<|endoftext|>", "<|im_start|>"
 CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -127,13 +129,3 @@ def load_pretrained(
         enable = getattr(model, "activation_checkpointing_enable", None)
         (enable or model.gradient_checkpointing_enable)()
     return model.to(device), tokenizer
-
-
-def stop_token_ids(tokenizer: PreTrainedTokenizerFast, model: PreTrainedModel) -> list[int]:
-    """Token ids that end a response: the tokenizer's eos and the model's eos id(s)."""
-    ids = {tokenizer.eos_token_id}
-    eos = getattr(model.generation_config, "eos_token_id", None) or model.config.eos_token_id
-    ids.update(eos if isinstance(eos, list) else [eos])
-    if IM_END in tokenizer.get_vocab():
-        ids.add(tokenizer.convert_tokens_to_ids(IM_END))
-    return sorted(i for i in ids if i is not None)

