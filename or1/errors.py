@@ -34,3 +34,8 @@ class RewardError(Or1Error):
 
 class WorkerError(Or1Error):
     """A distributed worker (a Ray actor) died or became unreachable; the run stops."""
+
+
+class TrainingError(Or1Error):
+    """The run cannot go on: e.g. a non-finite loss, gradient or weight. Raised before the
+    optimizer step and before any checkpoint is written, so the last checkpoint is good."""
