@@ -24,7 +24,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="tiny-arith", help="preset name or YAML file")
     train.add_argument("--resume", type=Path, help="continue the run in this directory")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check config, data, model, benchmarks and run directory; train nothing",
+    )
     train.add_argument("overrides", nargs="*", help=USAGE_OVERRIDES)
+    config = sub.add_parser("config", help="print the resolved config (YAML) of a preset")
+    config.add_argument("--preset", default="tiny-arith", help="preset name or YAML file")
+    config.add_argument("overrides", nargs="*", help=USAGE_OVERRIDES)
     ev = sub.add_parser("eval", help="avg@k / pass@k of a checkpoint or a base model")
     ev.add_argument("--preset", default="tiny-arith")
     ev.add_argument("--checkpoint", type=Path, help="run dir, ckpt/latest or ckpt/step_N")
@@ -68,6 +76,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"run directory {run_dir} already holds checkpoints.",
                 hint=f"continue it with `or1 train --resume {run_dir}` or choose another name=.",
             )
+    if args.dry_run:
+        from or1.dryrun import dry_run
+
+        print("\n".join(dry_run(cfg, run_dir, resume=args.resume is not None)))
+        return 0
     with Trainer(cfg, run_dir, show_progress=not args.quiet and cfg.logging.progress) as trainer:
         summary = trainer.run(resume=args.resume)
     from or1.report import write_report
@@ -75,6 +88,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = write_report(run_dir)
     print(json.dumps(summary, indent=1))
     print(f"report: {report}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the whole resolved config tree (defaults included) as YAML; loadable as a
+    preset file (``or1 train --preset that.yaml``)."""
+    import yaml
+
+    from or1.config import load_config
+
+    cfg = load_config(args.preset, args.overrides)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
     return 0
 
 
@@ -123,6 +148,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 COMMANDS = {
     "study": cmd_study,
     "train": cmd_train,
+    "config": cmd_config,
     "eval": cmd_eval,
     "report": cmd_report,
     "presets": cmd_presets,

@@ -39,3 +39,7 @@ class WorkerError(Or1Error):
 class TrainingError(Or1Error):
     """The run cannot go on: e.g. a non-finite loss, gradient or weight. Raised before the
     optimizer step and before any checkpoint is written, so the last checkpoint is good."""
+
+
+class DryRunError(Or1Error):
+    """``or1 train --dry-run`` found several problems (each named in the message)."""

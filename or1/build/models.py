@@ -23,9 +23,8 @@ from transformers import (
 )
 
 from or1.config import ModelConfig, TinyModelConfig
-from or1.errors import ConfigError
-
 from or1.engine.rollout import IM_END
+from or1.errors import ConfigError
 
 PAD, IM_START = "<|endoftext|>", "<|im_start|>"
 CHATML_TEMPLATE = (
@@ -99,17 +98,9 @@ def resolve_dtype(cfg: ModelConfig, device: torch.device) -> torch.dtype:
     return getattr(torch, cfg.dtype)
 
 
-def load_pretrained(
-    path: str | Path, cfg: ModelConfig
-) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """A local HF causal-LM directory and its tokenizer (which must have a chat template)."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise ConfigError(
-            f"model.path {path} is not a Hugging Face model directory (no config.json).",
-            hint="point model.path at a directory written by save_pretrained.",
-        )
-    device = resolve_device(cfg)
+def load_tokenizer(path: str | Path, cfg: ModelConfig) -> PreTrainedTokenizerFast:
+    """The tokenizer of a local HF model directory, which must have a chat template
+    (``cfg.chat_template`` supplies one), padding on the left."""
     tokenizer = AutoTokenizer.from_pretrained(path)
     if cfg.chat_template:
         tokenizer.chat_template = cfg.chat_template
@@ -121,10 +112,25 @@ def load_pretrained(
             hint="use a chat/instruct model (R1-Distill models ship one), add "
             "chat_template to its tokenizer_config.json, or set model.chat_template.",
         )
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(cfg, device))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_pretrained(
+    path: str | Path, cfg: ModelConfig
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """A local HF causal-LM directory and its tokenizer (which must have a chat template)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model.path {path} is not a Hugging Face model directory (no config.json).",
+            hint="point model.path at a directory written by save_pretrained.",
+        )
+    device = resolve_device(cfg)
+    tokenizer = load_tokenizer(path, cfg)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(cfg, device))
     if cfg.gradient_checkpointing:  # renamed activation checkpointing in transformers 5.2x
         enable = getattr(model, "activation_checkpointing_enable", None)
         (enable or model.gradient_checkpointing_enable)()

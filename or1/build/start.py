@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,24 +30,34 @@ class Loaded:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
-    arith_cfg = cfg.data.arith
+def warmup_dir(cfg: Config) -> Path:
+    """Where the tiny-arith model of ``cfg`` is cached once warmed up (keyed by content)."""
     key = cache_key(
         "tiny-arith",
-        arith_cfg.model_dump(),
+        cfg.data.arith.model_dump(),
         cfg.model.tiny.model_dump(),
         cfg.warmup.model_dump(),
         cfg.train.seed,
     )
-    target = cfg.cache_path / "warmup" / key
+    return cfg.cache_path / "warmup" / key
+
+
+def tiny_arith_tokenizer(cfg: Config) -> PreTrainedTokenizerFast:
+    """The tokenizer of a fresh tiny-arith model (trained on the task's texts)."""
+    return build_tiny_tokenizer(
+        arith.tokenizer_corpus(cfg.data.arith), extra_tokens=(arith.THINK_OPEN, arith.THINK_CLOSE)
+    )
+
+
+def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
+    arith_cfg = cfg.data.arith
+    target = warmup_dir(cfg)
     if (target / "config.json").is_file():
         loaded = load_pretrained(target, cfg.model)
         info = json.loads((target / "or1_warmup.json").read_text())
         return Loaded(*loaded, info={**info, "cached": True, "path": str(target)})
     torch.manual_seed(cfg.train.seed)
-    tokenizer = build_tiny_tokenizer(
-        arith.tokenizer_corpus(arith_cfg), extra_tokens=(arith.THINK_OPEN, arith.THINK_CLOSE)
-    )
+    tokenizer = tiny_arith_tokenizer(cfg)
     model = build_tiny_model(cfg.model.tiny, tokenizer)
     info: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
     if cfg.warmup.enabled and cfg.warmup.steps > 0:

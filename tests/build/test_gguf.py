@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from or1.config import ModelConfig, load_config
 from or1.build import gguf
+from or1.config import ModelConfig, load_config
 from or1.errors import ConfigError
 
 
@@ -130,8 +130,7 @@ def test_smollm2_loads_samples_a_group_and_scores_it() -> None:
     language model: its loss on a plain English sentence is low."""
     from or1.build import encode_prompt, load_model, load_problems
     from or1.engine.hf_rollout import HFRolloutEngine
-    from or1.engine.rollout import stop_token_ids
-    from or1.engine.rollout import SamplingParams
+    from or1.engine.rollout import SamplingParams, stop_token_ids
     from or1.rewards import score_batch
 
     cfg = load_config(

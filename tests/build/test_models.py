@@ -11,10 +11,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from or1.batch import build_batch
 from or1.build import encode_prompt
+from or1.build.models import build_tiny_model, build_tiny_tokenizer, load_pretrained
 from or1.config import ModelConfig, OptimConfig, TinyModelConfig, load_config
 from or1.data.problem import Problem
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.build.models import build_tiny_model, build_tiny_tokenizer, load_pretrained
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams, stop_token_ids
 from or1.errors import ConfigError

@@ -1,0 +1,293 @@
+"""``or1 train --dry-run``: check everything a run needs, without training.
+
+Nothing here loads model weights, starts an engine or creates the run directory. Checked:
+
+- the config: it validated (before this module), the rollout engine is registered and
+  its optional packages import, the device exists, the trackers' packages import;
+- the data: every row of ``data.train`` / ``data.test`` is read and converted exactly as
+  training reads it (a bad row is the same DataError), or the task's problems generated;
+- the model: ``model.path`` holds a readable ``config.json``, weight files whose
+  safetensors headers parse (they give the parameter count; the tensors are not read)
+  and a tokenizer with a chat template; a GGUF file exists; the tiny model's warm-up is
+  cached or will run;
+- the prompts: with the tokenizer, every prompt of every split and benchmark is encoded
+  and held against ``rollout.max_prompt_length``, as at the start of training;
+- ``eval.benchmarks``: every file is found and read;
+- the run directory and the cache: they could be created and written (the nearest
+  existing parent is a writable directory); on ``--resume``, a checkpoint is found.
+
+Independent checks all run; their errors come back together in one paragraph
+(:class:`or1.errors.DryRunError`; a single error is raised as it is).
+
+Example:
+    >>> lines = dry_run(load_config("tiny-arith"), Path("runs/demo"))  # doctest: +SKIP
+    >>> print("\\n".join(lines))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from transformers import PreTrainedTokenizerBase
+
+from or1.config import Config
+from or1.data.problem import Problem
+from or1.errors import ConfigError, DataError, DryRunError, Or1Error
+
+T = TypeVar("T")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+# Optional packages by what needs them: (module, install hint).
+ENGINE_PACKAGES = {"vllm": ("vllm", "pip install 'or1[vllm]' (GPU)")}
+BACKEND_PACKAGES = {"ray": ("ray", "pip install 'or1[ray]'")}
+
+
+class _Checks:
+    """Runs checks, keeping the first line of output of each and every error."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.errors: list[Or1Error] = []
+
+    def run(self, label: str, check: Callable[[], tuple[str, T]]) -> T | None:
+        try:
+            text, value = check()
+        except Or1Error as err:
+            self.errors.append(err)
+            self.lines.append(f"{label:<11}FAILED")
+            return None
+        self.lines.append(f"{label:<11}{text}")
+        return value
+
+    def raise_errors(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            parts = " ".join(f"({i}) {err}" for i, err in enumerate(self.errors, 1))
+            raise DryRunError(f"the dry run found {len(self.errors)} problems: {parts}")
+
+
+def dry_run(cfg: Config, run_dir: Path, *, resume: bool = False) -> list[str]:
+    """Check ``cfg`` for a run in ``run_dir``; return the summary lines.
+
+    Args:
+        cfg: The resolved config (already validated and, for a new run, trainable).
+        run_dir: The run directory training would use (it is not created).
+        resume: The run continues from a checkpoint in ``run_dir``.
+
+    Raises:
+        Or1Error: One check failed (its own error), or DryRunError naming every failure.
+    """
+    checks = _Checks()
+    checks.run("run dir", functools.partial(_check_run_dir, cfg, Path(run_dir), resume))
+    checks.run("packages", functools.partial(_check_packages, cfg))
+    splits = checks.run("data", functools.partial(_check_data, cfg))
+    benchmarks = checks.run("benchmarks", functools.partial(_check_benchmarks, cfg))
+    tokenizer = checks.run("model", functools.partial(_check_model, cfg))
+    if tokenizer is not None and splits is not None:
+        sets = {"train": splits[0], "test": splits[1], **(benchmarks or {})}
+        checks.run("prompts", functools.partial(_check_prompts, cfg, tokenizer, sets))
+    checks.lines.append(f"{'stages':<11}{_stages(cfg)}")
+    checks.raise_errors()
+    return [f"or1 dry run of preset {cfg.preset}: nothing trained, nothing written", *checks.lines]
+
+
+# ---- the run directory and the cache -------------------------------------------------
+def _writable_parent(path: Path) -> tuple[bool, Path]:
+    """(writable, the nearest existing ancestor): could ``path`` be created and written?"""
+    node = path.absolute()
+    while not node.exists():
+        node = node.parent
+    return node.is_dir() and os.access(node, os.W_OK | os.X_OK), node
+
+
+def _require_writable(path: Path, what: str, setting: str) -> str:
+    ok, node = _writable_parent(path)
+    if not ok:
+        kind = "directory" if node.is_dir() else "file"
+        raise ConfigError(
+            f"{what} {path} cannot be written: {node} is a {kind} this user cannot write to.",
+            hint=f"choose another {setting}, or fix the permissions of {node}.",
+        )
+    return "exists, writable" if node == path.absolute() else f"would be created in {node}"
+
+
+def _check_run_dir(cfg: Config, run_dir: Path, resume: bool) -> tuple[str, None]:
+    text = f"{run_dir} ({_require_writable(run_dir, 'the run directory', 'name= or runs_dir=')})"
+    if resume:
+        from or1.checkpoint import find_checkpoint
+
+        text += f"; resumes from {find_checkpoint(run_dir).name}"
+    return text, None
+
+
+def _check_packages(cfg: Config) -> tuple[str, None]:
+    from or1.build.models import resolve_device
+    from or1.engine.factory import engine_kind
+
+    engine_kind(cfg.rollout.engine)
+    needs = [ENGINE_PACKAGES.get(cfg.rollout.engine), BACKEND_PACKAGES.get(cfg.distributed.backend)]
+    for module, hint in filter(None, needs):
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"this run needs the {module} package, not installed.", hint=hint)
+    device = resolve_device(cfg.model)
+    return (
+        f"rollout engine {cfg.rollout.engine}, backend {cfg.distributed.backend} "
+        f"(workers {cfg.distributed.workers}), device {device.type}"
+    ), None
+
+
+# ---- data and benchmarks ----------------------------------------------------------------
+def _check_data(cfg: Config) -> tuple[str, tuple[list[Problem], list[Problem]]]:
+    from or1.build import load_problems
+
+    train, test = load_problems(cfg)
+    if not train:
+        raise DataError(
+            "the training set is empty.", hint="check data.train (or the task's n_train)."
+        )
+    source = cfg.data.train if cfg.data.train is not None else f"task {cfg.data.task}"
+    return f"train {len(train)} problems, test {len(test)} ({source})", (train, test)
+
+
+def _check_benchmarks(cfg: Config) -> tuple[str, dict[str, list[Problem]]]:
+    from or1.evaluate import load_benchmarks
+
+    loaded = load_benchmarks(cfg)
+    text = ", ".join(f"{name} {len(p)} problems" for name, p in loaded.items()) or "none"
+    return text, {f"benchmark {name}": problems for name, problems in loaded.items()}
+
+
+# ---- the model ----------------------------------------------------------------------------
+def _check_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase | None]:
+    """The model's description and its tokenizer (None: not available without loading)."""
+    from or1.build import gguf
+
+    source = gguf.gguf_source(cfg.model)
+    if source is not None:
+        target = cfg.cache_path / "gguf" / gguf.cache_key(gguf.file_digest(source.file))
+        size = source.file.stat().st_size / 1e9
+        if (target / "config.json").is_file():
+            text, tokenizer = _hf_dir(target, cfg)
+            return f"GGUF {source.file} ({size:.2f} GB), converted: {text}", tokenizer
+        cache = _require_writable(target, "the GGUF cache", "cache_dir=")
+        return (
+            f"GGUF {source.file} ({size:.2f} GB), converted on the first run (cache {cache}); "
+            "prompt lengths are checked then",
+            None,
+        )
+    if cfg.model.path is not None:
+        return _hf_dir(Path(cfg.model.path), cfg)
+    if cfg.data.task == "tiny-arith":
+        return _tiny_model(cfg)
+    raise ConfigError(
+        "model.path is not set and the task builds no model.",
+        hint="set model.path to a local Hugging Face model directory.",
+    )
+
+
+def _tiny_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:
+    from or1.build.models import load_tokenizer
+    from or1.build.start import tiny_arith_tokenizer, warmup_dir
+
+    t = cfg.model.tiny
+    text = f"tiny Qwen2 from model.tiny ({t.num_layers} layers, hidden {t.hidden_size})"
+    target = warmup_dir(cfg)
+    if (target / "config.json").is_file():
+        return f"{text}, warm-up cached in {target}", load_tokenizer(target, cfg.model)
+    steps = cfg.warmup.steps if cfg.warmup.enabled else 0
+    cache = _require_writable(target, "the warm-up cache", "cache_dir=")
+    return f"{text}, warm-up of {steps} steps runs first (cache {cache})", tiny_arith_tokenizer(cfg)
+
+
+def _hf_dir(path: Path, cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:
+    """Describe a local HF model directory from its config and weight headers."""
+    from transformers import AutoConfig
+
+    from or1.build.models import load_tokenizer
+
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model.path {path} is not a Hugging Face model directory (no config.json).",
+            hint="point model.path at a directory written by save_pretrained.",
+        )
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{path}/config.json cannot be read: {err}") from None
+    params, files = _weights(path)
+    tokenizer = load_tokenizer(path, cfg.model)
+    arch = ",".join(getattr(config, "architectures", None) or [config.model_type])
+    positions = getattr(config, "max_position_embeddings", None)
+    count = f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.2f}M"
+    return (
+        f"{path}: {arch}, {count} parameters in {files}, max positions {positions}; "
+        "tokenizer with a chat template"
+    ), tokenizer
+
+
+def _weights(path: Path) -> tuple[int, str]:
+    """(parameter count, which files): read from safetensors headers, no tensor data."""
+    from safetensors import SafetensorError, safe_open
+
+    shards = sorted(p for p in path.iterdir() if p.name.endswith(WEIGHT_SUFFIXES))
+    if not shards:
+        raise ConfigError(
+            f"model.path {path} has a config.json but no weight files "
+            f"({', '.join(WEIGHT_SUFFIXES)}).",
+            hint="copy the model's weights beside its config, or re-save it with save_pretrained.",
+        )
+    safetensors = [p for p in shards if p.suffix == ".safetensors"]
+    if not safetensors:  # torch pickles: counting would mean loading them
+        return 0, f"{len(shards)} torch weight files (not inspected)"
+    total = 0
+    for shard in safetensors:
+        try:
+            with safe_open(shard, framework="pt") as f:
+                total += sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+        except (SafetensorError, OSError, json.JSONDecodeError) as err:
+            raise ConfigError(
+                f"weight file {shard} is damaged: {err}.",
+                hint="download or copy the model again.",
+            ) from None
+    size = sum(p.stat().st_size for p in safetensors) / 1e9
+    return total, f"{len(safetensors)} safetensors files ({size:.2f} GB)"
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for dim in shape:
+        n *= dim
+    return n
+
+
+# ---- prompts and stages -------------------------------------------------------------------
+def _check_prompts(
+    cfg: Config, tokenizer: PreTrainedTokenizerBase, sets: dict[str, list[Problem]]
+) -> tuple[str, None]:
+    from or1.build import encode_prompt, fit_prompts
+
+    encode = functools.partial(encode_prompt, tokenizer)
+    limit = cfg.rollout.max_prompt_length
+    parts = []
+    for split, problems in sets.items():
+        if problems:
+            kept, _ = fit_prompts(problems, encode, limit, split=split)
+            dropped = len(problems) - len(kept)
+            parts.append(f"{split} {len(kept)}" + (f" ({dropped} too long)" if dropped else ""))
+    return f"fit rollout.max_prompt_length={limit}: {', '.join(parts)}", None
+
+
+def _stages(cfg: Config) -> str:
+    stages = "; ".join(
+        f"{i}) {s.steps} steps x {s.batch_size} prompts x {s.group_size} samples, "
+        f"{s.max_response_length} tokens"
+        for i, s in enumerate(cfg.stages, 1)
+    )
+    limit = f" (train.max_steps={cfg.train.max_steps})" if cfg.train.max_steps else ""
+    return f"{stages}; {cfg.total_steps} steps in all{limit}"
