@@ -97,8 +97,9 @@ def _build_hf(spec: RolloutSpec, model: PreTrainedModel, seed: int) -> RolloutEn
 
 
 def _build_vllm(spec: RolloutSpec, model: PreTrainedModel, seed: int) -> RolloutEngine:
-    from or1.engine.vllm_rollout import VLLMRolloutEngine  # optional dependency
+    from or1.engine.vllm_rollout import VLLMRolloutEngine, check_vllm_runtime
 
+    check_vllm_runtime()  # vLLM installed, and a device it supports in this process
     if spec.model_dir is None:
         raise ValueError("the vllm engine loads from a directory: spec.model_dir is None")
     return VLLMRolloutEngine(
@@ -109,6 +110,7 @@ def _build_vllm(spec: RolloutSpec, model: PreTrainedModel, seed: int) -> Rollout
         gpu_memory_utilization=float(spec.options.get("gpu_memory_utilization", 0.5)),
         dtype=spec.dtype,
         max_model_len=spec.max_model_len,
+        max_num_seqs=spec.max_num_seqs,
     )
 
 

