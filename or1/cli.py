@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     from or1.study import add_arguments as add_study_arguments
 
     add_study_arguments(sub.add_parser("study", help="the entropy study (paper findings)"))
+    from or1.plan.report import add_arguments as add_plan_arguments
+
+    add_plan_arguments(sub.add_parser("plan", help="memory per GPU of a run (no weights loaded)"))
     from or1.data.cli import add_data_commands
 
     add_data_commands(sub)
@@ -81,6 +84,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print("\n".join(dry_run(cfg, run_dir, resume=args.resume is not None)))
         return 0
+    from or1.plan import preflight
+
+    preflight(cfg)  # vLLM can start here; the memory plan of a model.path run
     with Trainer(cfg, run_dir, show_progress=not args.quiet and cfg.logging.progress) as trainer:
         summary = trainer.run(resume=args.resume)
     from or1.report import write_report
@@ -139,6 +145,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from or1.plan.report import main as run
+
+    return run(args)
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from or1.study import main as run
 
@@ -147,6 +159,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "study": cmd_study,
+    "plan": cmd_plan,
     "train": cmd_train,
     "config": cmd_config,
     "eval": cmd_eval,

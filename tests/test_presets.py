@@ -4,7 +4,9 @@ then fails with one clear paragraph."""
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,46 @@ def test_train_without_model_path_fails_in_one_paragraph(
     err = capsys.readouterr().err
     assert "model.path" in err and "no data.train" not in err
     assert not any(tmp_path.iterdir())  # nothing was created
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS.values()))
+def test_presets_roll_out_with_vllm_on_ray(preset: str) -> None:
+    cfg = load_config(preset)
+    assert cfg.rollout.engine == "vllm"
+    assert cfg.distributed.backend == "ray" and cfg.distributed.workers >= 8
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS.values()))
+def test_train_without_vllm_fails_in_one_paragraph_before_loading(
+    preset: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", None)  # vLLM not installed (it is not, here)
+    argv = ["train", "--preset", preset, f"runs_dir={tmp_path}"]
+    argv += ["model.path=/nonexistent/model", "data.train=/nonexistent/x.parquet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("or1: error: rollout.engine=vllm")
+    assert "pip install 'or1[vllm]'" in err and "rollout.engine=hf" in err
+    assert not any(tmp_path.iterdir())  # nothing was created, the data not read
+
+
+def test_a_real_model_run_prints_its_memory_plan_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`or1 train` with model.path: the plan comes out before data and model load (here
+    the data file is missing, so the run stops right after it)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    small = {"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128}
+    small |= {"num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 512}
+    (model / "config.json").write_text(json.dumps(small))
+    argv = ["train", "--preset", "skywork-or1-7b", f"runs_dir={tmp_path / 'runs'}"]
+    argv += [f"model.path={model}", "data.train=/nonexistent/x.parquet", "rollout.engine=hf"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "or1 plan: memory per GPU" in out and "2 layers, hidden 64" in out
+    assert "x.parquet" in err
