@@ -64,6 +64,8 @@ def _files_args(tmp_path: Path, model: Path, train: Path) -> list[str]:
         "eval.benchmarks=[]",
         "model.gradient_checkpointing=false",
         "name=probe",
+        "rollout.engine=hf",  # the preset's vllm + ray are not installed/needed here
+        "distributed.backend=local",
     ]
 
 
@@ -113,6 +115,7 @@ def test_every_failed_check_is_named_in_one_paragraph(
         f"model.path={tmp_path / 'nowhere'}",
         f"data.train={tmp_path / 'missing.parquet'}",
         "eval.benchmarks=[no-such-benchmark]",
+        "rollout.engine=hf",  # the preset's vLLM is not installed here: a fifth problem
     ]
     assert main(["train", "--dry-run", *args]) == 2
     err = capsys.readouterr().err
