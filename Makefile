@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch first, pinned: on a CPU machine with a local wheel this is the CPU build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e '.[tensorboard]'  # the demo logs to tensorboard too
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

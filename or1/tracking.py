@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import numbers
 import os
@@ -35,6 +36,8 @@ from or1.errors import ConfigError, DataError
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
 TB_DIR = "tb"
+
+log = logging.getLogger("or1.tracking")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -275,9 +278,17 @@ class MetricsLogger:
         os.fsync(f.fileno())
 
     def _writer(self) -> Any:
+        """The SummaryWriter; None (and tensorboard off) when the package is missing."""
         if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter  # slow import, only if used
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # slow import, only if used
+            except ImportError:  # tensorboard is the optional extra or1[tensorboard]
+                log.warning(
+                    "logging.tensorboard: the tensorboard package is not installed "
+                    "(pip install 'or1[tensorboard]'); metrics go to metrics.jsonl only"
+                )
+                self.tensorboard = False
+                return None
             self._tb = SummaryWriter(str(self.run_dir / TB_DIR), purge_step=self._purge_step)
             self._purge_step = None
         return self._tb
@@ -286,6 +297,8 @@ class MetricsLogger:
         if not self.tensorboard or not scalars:
             return
         writer = self._writer()
+        if writer is None:
+            return
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, global_step=int(step))
         writer.flush()

@@ -141,3 +141,18 @@ def test_wandb_receives_scalars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert calls[0][1]["project"] == "p" and calls[0][1]["config"] == config
     assert calls[1:] == [("log", ({"reward_mean": 0.5}, 4)), ("finish", None)]
     assert json.loads((tmp_path / "metrics.jsonl").read_text())["reward_mean"] == 0.5
+
+
+def test_without_tensorboard_metrics_go_to_jsonl_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tensorboard is the optional extra or1[tensorboard]: missing, one warning, no crash."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import -> ImportError
+    with caplog.at_level("WARNING", logger="or1.tracking"), MetricsLogger(tmp_path) as logger:
+        logger.log(1, {"reward_mean": 0.25})
+        logger.log(2, {"reward_mean": 0.75})
+        logger.truncate_after(1)
+    assert [r["reward_mean"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [0.25]
+    assert not (tmp_path / "tb").exists()
+    warnings = [r.message for r in caplog.records if "tensorboard" in r.message]
+    assert len(warnings) == 1 and "or1[tensorboard]" in warnings[0]

@@ -32,6 +32,7 @@ from typing import Any
 
 from or1.config import RECIPE_PROMPT_SUFFIX, DedupConfig
 from or1.data.problem import Problem
+from or1.errors import ConfigError
 
 # Words, and the operators that change a math problem (2+3 vs 2-3); other punctuation
 # and LaTeX markup ($, \\, braces) are dropped.
@@ -224,7 +225,13 @@ def dedup_near(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[Item], list[Removal]]:
     """Drop items whose MinHash Jaccard estimate with a kept item is >= threshold."""
-    from datasketch import MinHash, MinHashLSH
+    try:
+        from datasketch import MinHash, MinHashLSH  # the optional extra or1[dedup]
+    except ImportError:
+        raise ConfigError(
+            "data.dedup.near (near-duplicate removal) needs the datasketch package.",
+            hint="pip install 'or1[dedup]', or data.dedup.near=false for exact dedup only.",
+        ) from None
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     signatures = MinHash.bulk(

@@ -233,7 +233,7 @@ def _datasets_module() -> Any:
     except ImportError:
         raise DataError(
             "reading a Hugging Face dataset needs the 'datasets' package.",
-            hint="pip install datasets, or convert the data to parquet/jsonl.",
+            hint="pip install 'or1[datasets]', or convert the data to parquet/jsonl.",
         ) from None
     return datasets
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+import pytest
 
 from or1.cli import main
 from or1.config import RECIPE_PROMPT_SUFFIX, DedupConfig
@@ -21,6 +24,7 @@ from or1.data.curation import (
 from or1.data.problem import Problem
 from or1.data.rows import problem_to_row
 from or1.data.sources import load_problems, write_parquet
+from or1.errors import ConfigError
 
 EVAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "eval"
 AIME24, AIME25 = EVAL_DIR / "aime24.parquet", EVAL_DIR / "aime25.parquet"
@@ -179,3 +183,9 @@ def test_cli_dedup_writes_kept_rows_and_report(tmp_path: Path) -> None:
     removed = {r["uid"]: (r["source"], r["row"]) for r in report["removals"]}
     assert removed == {"p0": (str(second), 1), aime25[7].uid: (str(second), 2)}
     assert "contamination: 1" in (tmp_path / "clean.parquet.dedup.txt").read_text()
+
+
+def test_near_dedup_without_datasketch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "datasketch", None)  # the optional extra or1[dedup]
+    with pytest.raises(ConfigError, match=r"datasketch.*or1\[dedup\].*data.dedup.near=false"):
+        dedup_near(items(distinct(2)), threshold=0.7, shingle_words=3)
