@@ -23,7 +23,8 @@ from or1.data.problem import Problem
 from or1.engine.rollout import RolloutEngine, SamplingParams
 from or1.errors import ConfigError
 from or1.progress import progress_bar
-from or1.rewards import score_batch
+from or1.rewards import RewardSet, rewards_from_config, score_rollouts
+from or1.rewards.scoring import grouped_means
 
 
 @dataclass
@@ -38,6 +39,8 @@ class EvalResult:
     mean_response_length: float = 0.0
     truncation_ratio: float = 0.0
     benchmark: str | None = None  # None: the run's test split
+    # avg_at_k/<ability>, avg_at_k/src/<source>, mean_response_length/..., truncation_ratio/...
+    breakdown: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -56,6 +59,7 @@ class EvalResult:
             "mean_response_length": self.mean_response_length,
             "truncation_ratio": self.truncation_ratio,
             "seconds": self.seconds,
+            **self.breakdown,
         }
 
 
@@ -79,22 +83,23 @@ def evaluate_problems(
     decode: Callable[[list[list[int]]], list[str]],
     params: SamplingParams,
     label: str = "eval",
+    rewards: RewardSet | None = None,
     reward_workers: int = 0,
     show: bool = True,
 ) -> EvalResult:
-    """Sample ``params.n`` responses per problem and score them."""
+    """Sample ``params.n`` responses per problem and score them with ``rewards`` (None:
+    the registry's; a run passes ``rewards_from_config(cfg.rewards)``)."""
     start = time.perf_counter()
     k = params.n
     prompts = [encode(p) for p in problems]
     with progress_bar(f"eval {label} (avg@{k})", len(problems), show=show) as bar:
         rollouts = engine.generate(prompts, params, progress=bar.advance)  # type: ignore[call-arg]
     texts = decode(rollouts.response_ids)
-    items = [
-        (problems[g].ability, t, problems[g].ground_truth)
-        for g, t in zip(rollouts.group_ids, texts, strict=True)
-    ]
-    rewards = score_batch(items, workers=reward_workers)
-    correct = torch.tensor(rewards, dtype=torch.float32).view(len(problems), k)
+    verdicts = score_rollouts(
+        problems, rollouts.group_ids, texts, rewards=rewards, workers=reward_workers
+    )
+    scores = [v.reward for v in verdicts]
+    correct = torch.tensor(scores, dtype=torch.float32).view(len(problems), k)
     ks = sorted({1, *(x for x in (2, 4, 8, 16, 32) if x <= k), k})
     result = EvalResult(
         label=label,
@@ -104,6 +109,14 @@ def evaluate_problems(
         seconds=time.perf_counter() - start,
         mean_response_length=rollouts.num_tokens / max(len(rollouts), 1),
         truncation_ratio=sum(rollouts.truncated) / max(len(rollouts), 1),
+        breakdown=grouped_means(
+            [problems[g] for g in rollouts.group_ids],
+            {
+                "avg_at_k": scores,
+                "mean_response_length": [len(r) for r in rollouts.response_ids],
+                "truncation_ratio": [float(t) for t in rollouts.truncated],
+            },
+        ),
     )
     for i, problem in enumerate(problems):
         row = correct[i]
@@ -123,7 +136,8 @@ def evaluate_problems(
             {
                 "uid": problems[g].uid,
                 "response": text,
-                "reward": rewards[j],
+                "reward": scores[j],
+                "reason": verdicts[j].reason,
                 "truncated": rollouts.truncated[j],
                 "tokens": len(rollouts.response_ids[j]),
             }
@@ -161,10 +175,13 @@ def load_benchmarks(cfg: Config) -> dict[str, list[Problem]]:
     """``eval.benchmarks`` by name (a file's stem), loaded without a model, so a missing
     or bad file fails in a second."""
     from or1.data.sources import load_benchmark, resolve_benchmark, source_name
+    from or1.rewards import REWARDS
 
     e, root = cfg.eval, cfg.cache_path
+    known = {*REWARDS, *cfg.rewards.by_ability}
     return {
-        source_name(resolve_benchmark(n, e, root)): load_benchmark(n, e, root) for n in e.benchmarks
+        source_name(resolve_benchmark(n, e, root)): load_benchmark(n, e, root, abilities=known)
+        for n in e.benchmarks
     }
 
 
@@ -193,6 +210,7 @@ def evaluate_sets(
     decode: Callable[[list[list[int]]], list[str]],
     max_problems: int | None,
     out_dir: Path,
+    rewards: RewardSet | None = None,
     show: bool = True,
 ) -> list[EvalResult]:
     """Evaluate each set (its first ``max_problems`` problems) and write its outputs."""
@@ -206,6 +224,7 @@ def evaluate_sets(
             decode=decode,
             params=params,
             label=f"{label} {each.benchmark}" if each.benchmark else label,
+            rewards=rewards,
             show=show,
         )
         result.label, result.benchmark = label, each.benchmark
@@ -224,6 +243,7 @@ def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]
         torch.set_num_threads(cfg.train.threads)
     if cfg.eval.benchmarks:
         return run_benchmarks(cfg, out_dir, show=show)
+    rewards = rewards_from_config(cfg.rewards)
     train, test = load_problems(cfg)
     if not test:
         raise ConfigError("no evaluation problems: the preset has no test split (data.test).")
@@ -239,6 +259,7 @@ def run_eval(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str, Any]
         decode=lambda r: tokenizer.batch_decode(r, skip_special_tokens=True),
         params=eval_sampling_params(cfg),
         label="eval",
+        rewards=rewards,
         show=show,
     )
     write_eval_outputs(result, out_dir)
@@ -256,6 +277,7 @@ def run_benchmarks(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str
     from or1.engine.factory import local_rollout_engine
 
     e = cfg.eval
+    rewards = rewards_from_config(cfg.rewards)
     sets = load_benchmarks(cfg)  # before the model: a missing file fails in a second
     loaded = load_model(cfg, [] if cfg.model.path else load_problems(cfg)[0], show=show)
     model, tokenizer = loaded.model, loaded.tokenizer
@@ -270,6 +292,7 @@ def run_benchmarks(cfg: Config, out_dir: Path, *, show: bool = True) -> dict[str
             decode=lambda r: tokenizer.batch_decode(r, skip_special_tokens=True),
             params=params,
             label=label,
+            rewards=rewards,
             show=show,
         )
         write_eval_outputs(result, out_dir)

@@ -60,7 +60,8 @@ from or1.evaluate import (
 )
 from or1.objective import ObjectiveSettings, magic_loss
 from or1.progress import progress_bar
-from or1.rewards import score_batch
+from or1.rewards import rewards_from_config, score_rollouts
+from or1.rewards.scoring import step_breakdown
 from or1.tracking import MetricsLogger
 
 log = logging.getLogger("or1.trainer")
@@ -106,6 +107,7 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
+        self.rewards = rewards_from_config(cfg.rewards)  # imports rewards.by_ability first
         train, test = load_problems(cfg)
         if not train:
             raise DataError(
@@ -170,6 +172,7 @@ class Trainer:
             label=label,
             params=eval_sampling_params(self.cfg),
             decode=self.decode,
+            rewards=self.rewards,
             max_problems=self.cfg.eval.max_problems,
             out_dir=self.run_dir / "eval",
             show=self.show,
@@ -191,13 +194,8 @@ class Trainer:
         rollouts = self.engine.generate([self.prompt_ids(p) for p in problems], params)
         t1 = time.perf_counter()
         texts = self.decode(rollouts.response_ids)
-        scored = score_batch(
-            [
-                (problems[g].ability, t, problems[g].ground_truth)
-                for g, t in zip(rollouts.group_ids, texts, strict=True)
-            ]
-        )
-        graded = torch.tensor(scored, dtype=torch.float32)
+        verdicts = score_rollouts(problems, rollouts.group_ids, texts, rewards=self.rewards)
+        graded = torch.tensor([v.reward for v in verdicts], dtype=torch.float32)
         truncated = torch.tensor(rollouts.truncated, dtype=torch.bool)
         rewards = graded
         if cfg.algo.truncated_reward == "zero":
@@ -222,6 +220,10 @@ class Trainer:
             "reward_seconds": t2 - t1,
             "tokens_per_second": rollouts.num_tokens / max(t1 - t0, 1e-9),
         }
+        # accuracy/<ability>, accuracy/src/<source>, ... and code_reward_hack_attempts
+        answered = [problems[g] for g in rollouts.group_ids]
+        lists = (rewards.tolist(), lengths.tolist(), rollouts.truncated)
+        metrics.update(step_breakdown(answered, verdicts, *lists))
         self._write_samples(problems, rollouts, texts, rewards.tolist())
         batch, info = build_batch(rollouts, rewards, pad_id=self.tokenizer.pad_token_id, cfg=cfg)
         metrics.update(info)

@@ -51,6 +51,11 @@ def test_eval_benchmarks_writes_tables_and_samples(
     assert list(printed["benchmarks"]) == ["aime24", "aime25"]
     # The preset's sampling (temperature 1.0, top-p 1.0) with the overridden n/max tokens.
     assert printed["sampling"] == {"n": 2, "temperature": 1.0, "top_p": 1.0, "max_tokens": 3}
+    # The summaries break the scores down by ability and by data source.
+    aime24 = printed["benchmarks"]["aime24"]
+    assert aime24["avg_at_k/math"] == aime24["avg_at_k/src/test-math-aime24"] == 0.0
+    assert aime24["truncation_ratio/math"] == aime24["truncation_ratio"]
+    assert aime24["mean_response_length/src/test-math-aime24"] <= 3
     with open(out / "benchmarks.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["benchmark"] for r in rows] == ["aime24", "aime25"]
@@ -65,6 +70,7 @@ def test_eval_benchmarks_writes_tables_and_samples(
             f"{name}-{i}" for i in range(10)
         }
         assert all(s["tokens"] <= 3 and s["reward"] == 0.0 for s in samples)
+        assert {s["reason"] for s in samples} <= {"wrong answer", "no answer found"}
         with open(out / f"{name}_problems.csv") as fh:
             problems = list(csv.DictReader(fh))
         assert len(problems) == 10 and problems[0]["ground_truth"] in {"204", "70"}

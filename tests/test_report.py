@@ -35,6 +35,12 @@ ALL_COLUMNS = [
     "rollout_seconds",
     "reward_seconds",
     "update_seconds",
+    # a mixed run: by ability and by data source (or1/rewards/scoring.py)
+    "accuracy/math",
+    "accuracy/code",
+    "accuracy/src/aime24",
+    "response_length_mean/math",
+    "response_length_mean/src/aime24",
 ]
 CONFIG = """\
 algo:
@@ -221,3 +227,21 @@ def test_plot_overlay_and_compare_runs(tmp_path: Path) -> None:
         compare_runs(runs, "clip_frac", tmp_path / "none.png")
     with pytest.raises(DataError, match="does not exist"):
         compare_runs([tmp_path / "missing"], "entropy_full", tmp_path / "x.png")
+
+
+def test_a_mixed_run_gets_panels_by_ability_and_source(tmp_path: Path) -> None:
+    from or1.report.groups import group_columns
+
+    columns = ["accuracy", "accuracy/math", "accuracy/code", "accuracy/src/gsm8k"]
+    run_dir = _run(tmp_path, columns)
+    run = load_run(run_dir)
+    assert group_columns(run, "accuracy") == (
+        ["accuracy/code", "accuracy/math"],
+        ["accuracy/src/gsm8k"],
+    )
+    html = write_report(run_dir).read_text()
+    assert (run_dir / "plots" / "accuracy_by_group.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "Accuracy by ability (solid) and data source (dashed)" in html
+    # Response lengths were not logged by group: that panel is listed as not logged.
+    assert "not logged (response_length_mean/&lt;group&gt;)" in html
+    assert not (run_dir / "plots" / "response_length_by_group.png").exists()

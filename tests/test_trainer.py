@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from or1.config import Config, load_config
+from or1.rewards.verdict import Verdict
 from or1.trainer import Trainer, make_entropy_controller, stage_of
 
 
@@ -51,7 +52,9 @@ def test_truncated_responses_keep_reward_zero(
 ) -> None:
     """RECIPE step 2: a response cut off at the limit keeps reward 0 even if graded correct
     (here every response is graded correct); ``graded`` keeps the grade."""
-    monkeypatch.setattr("or1.trainer.score_batch", lambda items, **_: [1.0] * len(items))
+    monkeypatch.setattr(
+        "or1.trainer.score_rollouts", lambda problems, ids, texts, **_: [Verdict(1.0)] * len(texts)
+    )
     cfg = small_config.model_copy(deep=True)
     cfg.stages[0].max_response_length = 2  # nearly every response is cut off
     cfg.algo.truncated_reward = mode

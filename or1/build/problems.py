@@ -19,10 +19,14 @@ def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
     """(train, test) problems of the configured task or files."""
     if cfg.data.train is not None:
         from or1.data.sources import load_problems as load_files  # issue: real data
+        from or1.rewards import REWARDS
 
         skip = cfg.data.skip_bad_rows
-        train = load_files(cfg.data.train, skip_bad_rows=skip)
-        test = load_files(cfg.data.test, skip_bad_rows=skip) if cfg.data.test else []
+        known = {*REWARDS, *cfg.rewards.by_ability}  # abilities with a reward
+        train = load_files(cfg.data.train, skip_bad_rows=skip, abilities=known)
+        test = (
+            load_files(cfg.data.test, skip_bad_rows=skip, abilities=known) if cfg.data.test else []
+        )
         return train, test
     if cfg.data.task == "tiny-arith":
         return arith.generate_splits(cfg.data.arith, cfg.train.seed)

@@ -7,6 +7,7 @@ One tree (``Config``), validated at load; the defaults are the paper's values
 - ``model``: ``model``, ``warmup``;
 - ``data``: ``data`` (tasks, files, offline filter, dedup);
 - ``algo``: ``algo``, ``optim``, ``stages`` (the recipe);
+- ``rewards``: ``rewards`` (the reward of each ability, code-reward limits);
 - ``run``: the root ``Config`` and ``rollout``, ``train``, ``eval``, ``distributed``,
   ``logging``;
 - ``loading``: presets, overrides, validation into a Config, saving.
@@ -41,6 +42,7 @@ from or1.config.loading import (
     save_config,
 )
 from or1.config.model import ModelConfig, TinyModelConfig, WarmupConfig
+from or1.config.rewards import CodeRewardConfig, RewardsConfig
 from or1.config.run import (
     Config,
     DistributedConfig,
@@ -60,6 +62,7 @@ __all__ = [
     "RELEASED_CODE_ENTROPY",
     "AlgoConfig",
     "ArithConfig",
+    "CodeRewardConfig",
     "Config",
     "DataConfig",
     "DedupConfig",
@@ -72,6 +75,7 @@ __all__ = [
     "OfflineFilterConfig",
     "OptimConfig",
     "ReasoningGymConfig",
+    "RewardsConfig",
     "RolloutConfig",
     "Section",
     "StageConfig",

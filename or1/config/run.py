@@ -12,6 +12,7 @@ from or1.config.algo import AlgoConfig, OptimConfig, StageConfig
 from or1.config.base import RECIPE_PROMPT_SUFFIX, Section
 from or1.config.data import DataConfig
 from or1.config.model import ModelConfig, WarmupConfig
+from or1.config.rewards import RewardsConfig
 from or1.errors import ConfigError
 
 
@@ -112,6 +113,7 @@ class Config(Section):
     warmup: WarmupConfig = WarmupConfig()
     rollout: RolloutConfig = RolloutConfig()
     algo: AlgoConfig = AlgoConfig()
+    rewards: RewardsConfig = RewardsConfig()
     optim: OptimConfig = OptimConfig()
     stages: list[StageConfig] = Field(min_length=1)
     train: TrainConfig = TrainConfig()

@@ -114,6 +114,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     from or1.data.offline_filter import Sampler, offline_filter
     from or1.data.sources import load_problems as load_files
     from or1.engine.factory import local_rollout_engine
+    from or1.rewards import REWARDS, rewards_from_config
 
     cfg = load_config(args.preset, args.overrides)
     seed_everything(cfg.train.seed)
@@ -122,7 +123,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
     task_train = [] if cfg.model.path else load_problems(cfg)[0]  # a task's model warms up on it
     if args.inputs or cfg.data.train is not None or not cfg.data.task:
         inputs = _inputs(args, cfg)
-        problems = load_files(inputs, skip_bad_rows=cfg.data.skip_bad_rows)
+        known = {*REWARDS, *cfg.rewards.by_ability}
+        problems = load_files(inputs, skip_bad_rows=cfg.data.skip_bad_rows, abilities=known)
     else:  # a built-in task: filter its generated training split
         inputs, problems = [f"task:{cfg.data.task}"], task_train or load_problems(cfg)[0]
     problems = problems[: args.limit] if args.limit else problems
@@ -134,6 +136,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
         engine,
         encode=lambda p: encode_prompt(tokenizer, p),
         decode=lambda r: tokenizer.batch_decode(r, skip_special_tokens=True),
+        rewards=rewards_from_config(cfg.rewards),
     )
     f = cfg.data.filter
     key = f.difficulty_key or (Path(cfg.model.path).name if cfg.model.path else cfg.preset)

@@ -39,7 +39,7 @@ from or1.data.sources import write_rows
 from or1.engine.rollout import SamplingParams
 from or1.errors import ConfigError
 from or1.progress import progress_bar
-from or1.rewards import score_batch
+from or1.rewards import RewardSet, score_rollouts
 
 logger = logging.getLogger("or1.data")
 
@@ -171,6 +171,7 @@ class Sampler:
     encode: Callable[[Problem], list[int]]
     decode: Callable[[list[list[int]]], list[str]]
     reward_workers: int = 0
+    rewards: RewardSet | None = None  # None: the registry's (a run's: rewards_from_config)
 
 
 def shard_seed(seed: int, shard: int) -> int:
@@ -198,14 +199,16 @@ def score_shard(
         )
         rollouts = sampler.engine.generate([sampler.encode(p) for p in group], params)
         texts = sampler.decode(rollouts.response_ids)
-        items = [
-            (group[g].ability, text, group[g].ground_truth)
-            for g, text in zip(rollouts.group_ids, texts, strict=True)
-        ]
-        rewards = score_batch(items, workers=sampler.reward_workers)
+        verdicts = score_rollouts(
+            group,
+            rollouts.group_ids,
+            texts,
+            rewards=sampler.rewards,
+            workers=sampler.reward_workers,
+        )
         correct = [0] * len(group)
-        for g, reward in zip(rollouts.group_ids, rewards, strict=True):
-            correct[g] += int(reward >= 1.0)
+        for g, verdict in zip(rollouts.group_ids, verdicts, strict=True):
+            correct[g] += int(verdict.reward >= 1.0)
         for p, c in zip(group, correct, strict=True):
             records[p.uid] = Record(p.uid, c, n, c / n, "sampled")
     return [records[p.uid] for p in problems]

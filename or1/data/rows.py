@@ -1,9 +1,19 @@
 """One table row <-> one `Problem`: validation of the accepted row shapes (see
-or1/data/sources.py) and the inverse, a verl/Skywork row of a Problem."""
+or1/data/sources.py) and the inverse, a verl/Skywork row of a Problem.
+
+Normalisation, so that every consumer sees one form:
+- ``ability`` is matched case-insensitively against the known rewards (DAPO-Math-17k
+  writes "MATH") and stored as the registered name;
+- a math ground truth given as a list (a parquet/jsonl list column) is stored as the
+  JSON string of its answers, the form Skywork-OR1-RL-Data uses (``'["3", "4"]'``); the
+  math reward accepts any of them;
+- code tests given as an object are stored as their JSON string.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from or1.config import RECIPE_PROMPT_SUFFIX
@@ -23,23 +33,37 @@ class BadRow(Exception):
         super().__init__(f"{field_name}: {reason}")
 
 
-def row_to_problem(row: Row, *, name: str, index: int, prompt_suffix: str | None = None) -> Problem:
-    """Validate one raw row into a Problem; raises ``BadRow`` naming the field."""
+def row_to_problem(
+    row: Row,
+    *,
+    name: str,
+    index: int,
+    prompt_suffix: str | None = None,
+    abilities: Collection[str] | None = None,
+) -> Problem:
+    """Validate one raw row into a Problem; raises ``BadRow`` naming the field.
+
+    Args:
+        row: the raw row.
+        name: the source's short name (uids ``<name>-<index>``, default data_source).
+        index: the row's 0-based index in its source.
+        prompt_suffix: appended to the last user message of a math row lacking it.
+        abilities: the known abilities (None: the reward registry's names).
+    """
+    if "<line>" in row:  # a jsonl line that is not JSON (or1/data/sources.py)
+        raise BadRow("<line>", "not valid JSON", str(row["<line>"]))
     if "<row>" in row:
         raise BadRow("<row>", "not a JSON object", type(row["<row>"]).__name__)
     extra = _extra_info(row)
-    ability = _ability(row)
+    ability = _ability(row, abilities)
     if row.get("prompt") is not None:
         prompt = _prompt(row["prompt"])
         truth = _ground_truth(row, ability)
     elif row.get("question") is not None:
-        question = _text(row["question"], "question")
-        suffix = RECIPE_PROMPT_SUFFIX if ability == "math" else ""
-        prompt = [{"role": "user", "content": with_suffix(question, suffix)}]
-        truth = _answer(row, ability)
+        prompt, truth = _question_row(row, ability)
     else:
         raise BadRow("prompt", "missing", "a row needs 'prompt' (chat list) or 'question'")
-    if prompt_suffix:
+    if prompt_suffix and ability == "math":  # the boxed-answer suffix is for math only
         prompt = _suffixed(prompt, prompt_suffix)
     source = row.get("data_source")
     if source is not None and not isinstance(source, str):
@@ -77,15 +101,41 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
-def _ability(row: Row) -> str:
-    from or1.rewards import REWARDS
+def _ability(row: Row, known: Collection[str] | None) -> str:
+    if known is None:
+        from or1.rewards import REWARDS
 
-    ability = row.get("ability") or "math"
-    if not isinstance(ability, str):
-        raise BadRow("ability", "not a string", type(ability).__name__)
-    if ability not in REWARDS:
-        raise BadRow("ability", "unknown", f"'{ability}'; known: {', '.join(sorted(REWARDS))}")
+        known = REWARDS
+    raw = row.get("ability")
+    if raw is None:  # a TACO/APPS row carries its tests in input_output
+        raw = "code" if row.get("input_output") is not None else "math"
+    if not isinstance(raw, str):
+        raise BadRow("ability", "not a string", type(raw).__name__)
+    by_lower = {name.lower(): name for name in known}
+    ability = by_lower.get(raw.strip().lower())
+    if ability is None:
+        raise BadRow(
+            "ability",
+            "unknown",
+            f"'{raw}'; known (any case): {', '.join(sorted(known))}; a new one needs a "
+            "reward (rewards.by_ability.<name>=module:function)",
+        )
     return ability
+
+
+def _question_row(row: Row, ability: str) -> tuple[list[dict[str, str]], str]:
+    """A plain ``{question, answer}`` row, or a TACO/APPS ``{question, input_output}``
+    code row (``starter_code`` shown in a LiveCodeBench-style prompt)."""
+    question = _text(row["question"], "question")
+    if ability == "code" and row.get("input_output") is not None:
+        from or1.data.prompts import code_prompt
+
+        starter = row.get("starter_code")
+        starter = starter if isinstance(starter, str) and starter.strip() else None
+        tests = _code_tests(row["input_output"], "input_output")
+        return [{"role": "user", "content": code_prompt(question, starter)}], tests
+    suffix = RECIPE_PROMPT_SUFFIX if ability == "math" else ""
+    return [{"role": "user", "content": with_suffix(question, suffix)}], _answer(row, ability)
 
 
 def _prompt(value: Any) -> list[dict[str, str]]:
@@ -130,8 +180,27 @@ def _answer(row: Row, ability: str) -> str:
 def _truth(value: Any, ability: str, name: str) -> str:
     if ability == "code":
         return _code_tests(value, name)
+    if hasattr(value, "tolist"):  # numpy arrays from pandas-written parquet
+        value = value.tolist()
+    if isinstance(value, list):  # several acceptable answers: stored as a JSON list
+        answers = [_answer_text(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        if not answers:
+            raise BadRow(name, "an empty list of answers")
+        return json.dumps(answers, ensure_ascii=False)
+    text = _answer_text(value, name)
+    if ability == "math":
+        from or1.rewards.math import math_answers
+
+        try:
+            math_answers(text)
+        except RewardError as err:
+            raise BadRow(name, "a JSON list without a usable answer", err.message) from None
+    return text
+
+
+def _answer_text(value: Any, name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BadRow(name, "not a string", type(value).__name__)
+        raise BadRow(name, "not a string, number or list", type(value).__name__)
     return _text(str(value), name)
 
 

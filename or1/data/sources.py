@@ -4,19 +4,28 @@
 Accepted row shapes (one per row, mixed freely inside a file):
 
 - verl / Skywork-OR1-RL-Data: ``prompt`` (chat list of ``{role, content}``), ``ability``
-  ("math" | "code" | a registered reward), ``reward_model.ground_truth`` (string; for code
-  a JSON string of tests), ``extra_info`` (mapping, e.g. ``index``, ``model_difficulty``),
-  ``data_source``.
+  ("math" | "code" | a registered reward, any case: DAPO-Math-17k's "MATH"),
+  ``reward_model.ground_truth`` (math: a string, a number, a JSON list of acceptable
+  answers ``'["3", "4"]'`` or an actual list; code: the tests as a JSON string or an
+  object), ``extra_info`` (mapping, e.g. ``index``, ``model_difficulty``),
+  ``data_source``. verl's gsm8k/MATH preprocess outputs have this shape.
 - plain: ``{question, answer}`` (also ``problem``/``solution`` is not guessed: only these
   two names). The question becomes one user message; for math the recipe's suffix
   ("Let's think step by step and output the final answer within \\boxed{}.") is
   appended when absent.
+- TACO / APPS: ``{question, input_output}`` (+ ``starter_code``): a code problem whose
+  tests are ``input_output`` (stdin/stdout, or call-based with ``fn_name``), prompted in
+  LiveCodeBench's format (or1/data/prompts.py).
 
 Sources: a ``.parquet`` file, a ``.jsonl`` file, a directory written by
 ``datasets.save_to_disk``, any other directory (``datasets.load_dataset`` on it), or
 ``hf:owner/name[:split]`` (the hub, when online). Every row is validated; a bad row is a
 ``DataError`` naming file, row, field and reason, or, with ``skip_bad_rows``, skipped and
-counted (a warning with the counts by reason is logged at the end).
+counted (a warning with the counts by reason is logged at the end). In a jsonl file a
+line that is not JSON is a bad row too; messages about jsonl rows give the 1-based line
+number and the 0-based row (``line 3 (row 2)``), parquet/datasets rows the 0-based row.
+Row indices count every non-blank line, bad ones included, so a row keeps its index (and
+its uid) whether or not bad rows are skipped.
 
 uids: a row's ``uid`` (or ``extra_info.uid``) when present, else ``<file stem>-<row>``.
 """
@@ -27,7 +36,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,9 @@ from or1.config import EvalConfig
 from or1.data.packaged import PACKAGED_BENCHMARKS, packaged_benchmark
 from or1.data.problem import Problem
 from or1.data.rows import BadRow, Row, row_to_problem
+from or1.data.writers import write_jsonl as write_jsonl  # re-exported
+from or1.data.writers import write_parquet as write_parquet
+from or1.data.writers import write_rows as write_rows
 from or1.errors import ConfigError, DataError
 
 logger = logging.getLogger("or1.data")
@@ -72,6 +84,7 @@ def load_problems(
     skip_bad_rows: bool = False,
     prompt_suffix: str | None = None,
     split: str | None = None,
+    abilities: Collection[str] | None = None,
 ) -> list[Problem]:
     """Problems of one source or several (in order; uids must be unique across them).
 
@@ -82,6 +95,8 @@ def load_problems(
         prompt_suffix: append this to the last user message of every row lacking it
             (evaluation sets); None leaves verl prompts untouched.
         split: the split of a datasets source (None: all splits, concatenated).
+        abilities: the known abilities (None: the reward registry's; a run passes its
+            ``rewards.by_ability`` names too).
 
     Raises:
         DataError: a missing or unreadable source, a bad row (file, row, field, reason),
@@ -93,7 +108,11 @@ def load_problems(
         ('aime24-0', '204')
     """
     problems, _ = load_problems_with_report(
-        source, skip_bad_rows=skip_bad_rows, prompt_suffix=prompt_suffix, split=split
+        source,
+        skip_bad_rows=skip_bad_rows,
+        prompt_suffix=prompt_suffix,
+        split=split,
+        abilities=abilities,
     )
     return problems
 
@@ -104,6 +123,7 @@ def load_problems_with_report(
     skip_bad_rows: bool = False,
     prompt_suffix: str | None = None,
     split: str | None = None,
+    abilities: Collection[str] | None = None,
 ) -> tuple[list[Problem], list[LoadReport]]:
     """``load_problems`` plus one ``LoadReport`` per source."""
     sources = [source] if isinstance(source, str | Path) else list(source)
@@ -119,6 +139,7 @@ def load_problems_with_report(
             prompt_suffix=prompt_suffix,
             split=split,
             report=report,
+            abilities=abilities,
         ):
             problems.append(problem)
         reports.append(report)
@@ -135,20 +156,19 @@ def iter_problems(
     prompt_suffix: str | None = None,
     split: str | None = None,
     report: LoadReport | None = None,
+    abilities: Collection[str] | None = None,
 ) -> Iterator[tuple[int, Problem]]:
     """(row index, Problem) of one source, validated row by row."""
     report = report if report is not None else LoadReport(str(source))
     name = source_name(source)
-    for index, row in read_rows(source, split=split):
+    for index, line, row in read_rows(source, split=split):
         report.rows += 1
         try:
-            problem = row_to_problem(row, name=name, index=index, prompt_suffix=prompt_suffix)
-        except BadRow as bad:
-            message = (
-                f"{source}: row {index}: field '{bad.field}': {bad.reason}"
-                + (f" ({bad.detail})" if bad.detail else "")
-                + "."
+            problem = row_to_problem(
+                row, name=name, index=index, prompt_suffix=prompt_suffix, abilities=abilities
             )
+        except BadRow as bad:
+            message = bad_row_message(source, index, line, bad)
             if not skip_bad_rows:
                 raise DataError(
                     message,
@@ -162,6 +182,18 @@ def iter_problems(
         yield index, problem
 
 
+def row_location(index: int, line: int | None) -> str:
+    """``line 3 (row 2)`` for a jsonl row (1-based line), ``row 2`` otherwise."""
+    return f"line {line} (row {index})" if line is not None else f"row {index}"
+
+
+def bad_row_message(source: str | Path, index: int, line: int | None, bad: BadRow) -> str:
+    """``FILE: line 3 (row 2): field 'answer': missing (detail).``"""
+    field = "" if bad.field == "<line>" else f"field '{bad.field}': "  # <line>: not JSON
+    detail = f" ({bad.detail})" if bad.detail else ""
+    return f"{source}: {row_location(index, line)}: {field}{bad.reason}{detail}."
+
+
 def source_name(source: str | Path) -> str:
     """A short name of a source: the file stem, or the dataset name."""
     text = str(source)
@@ -173,29 +205,35 @@ def source_name(source: str | Path) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def read_rows(source: str | Path, *, split: str | None = None) -> Iterator[tuple[int, Row]]:
-    """Raw rows (dicts) of a source with their index; no validation."""
+def read_rows(
+    source: str | Path, *, split: str | None = None
+) -> Iterator[tuple[int, int | None, Row]]:
+    """Raw rows (dicts) of a source: (0-based row index, 1-based jsonl line or None, row);
+    no validation. A jsonl line that is not JSON comes as ``{"<line>": reason}``."""
     text = str(source)
     if text.startswith(HUB_PREFIX):
-        yield from enumerate(_hub_rows(text[len(HUB_PREFIX) :], split))
-        return
-    path = Path(text)
-    if not path.exists():
-        raise DataError(
-            f"data source {path} does not exist.",
-            hint="give a .parquet or .jsonl file, a datasets directory, or hf:owner/name.",
-        )
-    if path.is_dir():
-        yield from enumerate(_dataset_dir_rows(path, split))
-    elif path.suffix == ".parquet":
-        yield from enumerate(_parquet_rows(path))
-    elif path.suffix in (".jsonl", ".json"):
-        yield from _jsonl_rows(path)
+        rows: Iterator[Row] = _hub_rows(text[len(HUB_PREFIX) :], split)
     else:
-        raise DataError(
-            f"data source {path}: unknown file type '{path.suffix}'.",
-            hint="use .parquet (verl format) or .jsonl.",
-        )
+        path = Path(text)
+        if not path.exists():
+            raise DataError(
+                f"data source {path} does not exist.",
+                hint="give a .parquet or .jsonl file, a datasets directory, or hf:owner/name.",
+            )
+        if path.suffix in (".jsonl", ".json") and not path.is_dir():
+            yield from _jsonl_rows(path)
+            return
+        if path.is_dir():
+            rows = _dataset_dir_rows(path, split)
+        elif path.suffix == ".parquet":
+            rows = _parquet_rows(path)
+        else:
+            raise DataError(
+                f"data source {path}: unknown file type '{path.suffix}'.",
+                hint="use .parquet (verl format) or .jsonl.",
+            )
+    for index, row in enumerate(rows):
+        yield index, None, row
 
 
 def _parquet_rows(path: Path) -> Iterator[Row]:
@@ -210,21 +248,23 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
         raise DataError(f"{path}: not a readable parquet file ({err}).") from None
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, Row]]:
-    with open(path, encoding="utf-8") as fh:
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, int, Row]]:
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 (a with block follows)
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror}).") from None
+    with fh:
         index = -1
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             index += 1
             try:
                 row = json.loads(line)
-            except ValueError as err:
-                raise DataError(
-                    f"{path}: row {index}: not valid JSON ({err}).",
-                    hint="a .jsonl file holds one JSON object per line.",
-                ) from None
-            yield index, row if isinstance(row, dict) else {"<row>": row}
+            except (ValueError, RecursionError) as err:
+                yield index, number, {"<line>": str(err)}
+                continue
+            yield index, number, row if isinstance(row, dict) else {"<row>": row}
 
 
 def _datasets_module() -> Any:
@@ -290,49 +330,6 @@ def _check_unique(problems: list[Problem], sources: Sequence[str | Path]) -> Non
         seen[problem.uid] = i
 
 
-# --------------------------------------------------------------------------- writing
-
-
-def write_parquet(rows: Iterable[Row], path: str | Path) -> Path:
-    """Write verl rows to ``path`` atomically (a temp file renamed into place)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = list(rows)
-    try:
-        table = pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # extra_info whose values differ in type across rows has no struct schema: store
-        # it as a JSON string (read back as a mapping by this module).
-        logger.warning("%s: extra_info differs in type across rows; stored as JSON", path)
-        rows = [{**r, "extra_info": json.dumps(r.get("extra_info") or {})} for r in rows]
-        table = pa.Table.from_pylist(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def write_jsonl(rows: Iterable[Row], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def write_rows(rows: Iterable[Row], path: str | Path) -> Path:
-    """Parquet or jsonl by the suffix of ``path``."""
-    if Path(path).suffix in (".jsonl", ".json"):
-        return write_jsonl(rows, path)
-    return write_parquet(rows, path)
-
-
 # --------------------------------------------------------------------------- benchmarks
 
 
@@ -376,11 +373,17 @@ def resolve_benchmark(name: str, cfg: EvalConfig, cache_root: Path | None = None
     )
 
 
-def load_benchmark(name: str, cfg: EvalConfig, cache_root: Path | None = None) -> list[Problem]:
-    """The problems of a benchmark, with the eval prompt suffix ensured (see
-    ``resolve_benchmark`` for where it is looked for)."""
+def load_benchmark(
+    name: str,
+    cfg: EvalConfig,
+    cache_root: Path | None = None,
+    *,
+    abilities: Collection[str] | None = None,
+) -> list[Problem]:
+    """The problems of a benchmark, with the eval prompt suffix ensured on its math
+    problems (see ``resolve_benchmark`` for where it is looked for)."""
     path = resolve_benchmark(name, cfg, cache_root)
-    problems = load_problems(path, prompt_suffix=cfg.prompt_suffix or None)
+    problems = load_problems(path, prompt_suffix=cfg.prompt_suffix or None, abilities=abilities)
     if not problems:
         raise DataError(f"benchmark '{name}' ({path}) has no rows.")
     return problems

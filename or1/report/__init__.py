@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from or1.report.data import RunData, load_run
+from or1.report.groups import GROUP_PANELS
+from or1.report.plots import PANELS as BASE_PANELS
 from or1.report.plots import (
-    PANELS,
     Panel,
     _atomic_write,
     _render_panel,
@@ -37,6 +38,8 @@ from or1.report.plots import (
     compare_runs,
     plot_overlay,
 )
+
+PANELS = (*BASE_PANELS, *GROUP_PANELS)  # the per-ability/per-source panels last
 
 __all__ = ["PANELS", "compare_runs", "load_run", "plot_overlay", "write_report"]
 
@@ -163,13 +166,14 @@ def _html(run: RunData, rendered: list[_Rendered], not_logged: list[Panel]) -> s
         )
         if item.missing:
             parts.append(
-                f"<figcaption class='missing'>not logged: {', '.join(item.missing)}</figcaption>"
+                f"<figcaption class='missing'>not logged: "
+                f"{html.escape(', '.join(item.missing))}</figcaption>"
             )
         parts.append("</figure>")
     if not_logged:
         parts.append("<h2>Not logged</h2><ul class='missing'>")
         parts += [
-            f"<li>{html.escape(p.title)}: not logged ({', '.join(p.columns)})</li>"
+            f"<li>{html.escape(p.title)}: not logged ({html.escape(', '.join(p.columns))})</li>"
             for p in not_logged
         ]
         parts.append("</ul>")

@@ -33,13 +33,20 @@ Choices and departures, stated once:
   unbounded. Ours re-fires every `_RETRY_S` until the operation has stopped.
 - Math-Verify logs every timeout with the full text at WARNING; its logger is set to
   ERROR here so 1 MB responses do not flood the training log.
+- Several acceptable answers: a ground truth that is a JSON list of strings
+  (`'["3", "4"]'`, the form of Skywork-OR1-RL-Data, which the released preprocessing
+  `json.loads`) scores 1.0 when the response matches any of them (the released reward's
+  semantics). Only lists of strings are decoded: `"[1, 2]"` stays the interval it is.
 - A missing/empty ground truth is the caller's fault: `RewardError`. No exception from
   parsing or verification escapes: they give 0.0.
+- `math_verdict` gives the reward with its reason ("correct", "wrong answer", "no answer
+  found", "verification error"); `math_reward` is its reward.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import signal
@@ -47,6 +54,7 @@ import threading
 from collections.abc import Iterator
 
 from or1.errors import RewardError
+from or1.rewards.verdict import Verdict
 
 logger = logging.getLogger("or1.rewards")
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -60,6 +68,8 @@ THINK_END = "</think>"
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _INTEGER = re.compile(r"[+-]?\d+")
 _warned_no_timeout = False
+CORRECT, WRONG, NO_ANSWER = "correct", "wrong answer", "no answer found"  # verdict reasons
+ERROR = "verification error"
 
 
 def math_reward(response: str, ground_truth: str) -> float:
@@ -67,7 +77,8 @@ def math_reward(response: str, ground_truth: str) -> float:
 
     Args:
         response: the model's full response (reasoning, `</think>`, answer).
-        ground_truth: the reference answer as LaTeX, without \\boxed{} (e.g. "\\frac{1}{2}").
+        ground_truth: the reference answer as LaTeX, without \\boxed{} (e.g. "\\frac{1}{2}"),
+            or a JSON list of acceptable answers (e.g. '["3", "4"]': any of them scores).
 
     Returns:
         1.0 or 0.0.
@@ -79,12 +90,57 @@ def math_reward(response: str, ground_truth: str) -> float:
         >>> math_reward("... so the answer is $\\boxed{0.5}$.", "\\frac{1}{2}")
         1.0
     """
-    gold = _ground_truth(ground_truth)
+    return math_verdict(response, ground_truth).reward
+
+
+def math_verdict(response: str, ground_truth: str) -> Verdict:
+    """``math_reward`` with its reason: "correct", "wrong answer", "no answer found"
+    (nothing Math-Verify could parse), "verification error" (parsing or comparing raised).
+
+    Off the main thread the item is scored in the reward pool, which returns the reward
+    only: the reason is then "correct" or "wrong answer".
+
+    Example:
+        >>> math_verdict("\\boxed{3}", '["3", "4"]')
+        Verdict(reward=1.0, reason='correct', hack=False)
+    """
+    golds = math_answers(ground_truth)
     if not isinstance(response, str):
-        return 0.0
+        return Verdict(0.0, NO_ANSWER)
     if threading.current_thread() is not threading.main_thread():
-        return _score_off_main_thread(response, gold)
-    return _score(response, gold, timeout=True)
+        reward = _score_off_main_thread(response, ground_truth, golds)
+        return Verdict(reward, CORRECT if reward else WRONG)
+    reward, reason = _score(response, golds, timeout=True)
+    return Verdict(reward, reason)
+
+
+def math_answers(ground_truth: object) -> list[str]:
+    """The acceptable answers of a ground truth: the strings of a JSON list of strings,
+    else the ground truth itself (stripped).
+
+    Raises:
+        RewardError: missing, empty, an empty list or an empty answer in it.
+
+    Example:
+        >>> math_answers('["1,000", "1000"]'), math_answers("[1, 2]")
+        (['1,000', '1000'], ['[1, 2]'])
+    """
+    gold = _ground_truth(ground_truth)
+    if not gold.startswith("["):
+        return [gold]
+    try:
+        decoded = json.loads(gold)
+    except (ValueError, RecursionError):
+        return [gold]  # LaTeX such as "[1, 2)" that is not JSON
+    if not isinstance(decoded, list) or not all(isinstance(x, str) for x in decoded):
+        return [gold]  # e.g. the interval "[1, 2]"
+    answers = [x.strip() for x in decoded]
+    if not answers or not all(answers):
+        raise RewardError(
+            f"math ground truth {gold!r:.80} is a JSON list with no answer or an empty one",
+            hint="give at least one non-empty answer, e.g. '[\"3\"]'.",
+        )
+    return answers
 
 
 def answer_text(response: str, *, limit: int | None = MAX_ANSWER_CHARS) -> str:
@@ -128,7 +184,8 @@ def _ground_truth(ground_truth: object) -> str:
     return ground_truth.strip()
 
 
-def _score(response: str, gold: str, *, timeout: bool) -> float:
+def _score(response: str, golds: list[str], *, timeout: bool) -> tuple[float, str]:
+    """(reward, reason) of a response against any of ``golds``."""
     from math_verify import parse, verify
     from math_verify.errors import TimeoutException
 
@@ -137,25 +194,35 @@ def _score(response: str, gold: str, *, timeout: bool) -> float:
     text = answer_text(response)
     try:
         boxed = last_boxed(text)
-        if boxed is not None:
-            boxed = boxed.strip()
-            if boxed == gold:
-                return 1.0
-            if _INTEGER.fullmatch(boxed) and _INTEGER.fullmatch(gold):
-                return 1.0 if _integer_key(boxed) == _integer_key(gold) else 0.0
+        if boxed is not None and (fast := _fast_path(boxed.strip(), golds)) is not None:
+            return fast, CORRECT if fast else WRONG
         with _time_limit(parse_s):
             parsed = parse(text, parsing_timeout=None)
         if not parsed:
-            return 0.0
-        if len(parsed) > 1 and isinstance(parsed[1], str) and parsed[1].strip() == gold:
-            return 1.0
-        with _time_limit(parse_s):
-            gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=None)
-        with _time_limit(verify_s):
-            return 1.0 if verify(gold_parsed, parsed, timeout_seconds=None) else 0.0
+            return 0.0, NO_ANSWER
+        if len(parsed) > 1 and isinstance(parsed[1], str) and parsed[1].strip() in golds:
+            return 1.0, CORRECT
+        for gold in golds:
+            with _time_limit(parse_s):
+                gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=None)
+            with _time_limit(verify_s):
+                if verify(gold_parsed, parsed, timeout_seconds=None):
+                    return 1.0, CORRECT
+        return 0.0, WRONG
     except (Exception, TimeoutException):  # RecursionError, MemoryError, sympy bugs, ...
         logger.debug("math reward: verification failed; reward 0", exc_info=True)
-        return 0.0
+        return 0.0, ERROR
+
+
+def _fast_path(boxed: str, golds: list[str]) -> float | None:
+    """1.0 on a string match with any gold; the integer comparison when the boxed answer
+    and every gold are plain integers; None when Math-Verify has to decide."""
+    if boxed in golds:
+        return 1.0
+    if _INTEGER.fullmatch(boxed) and all(_INTEGER.fullmatch(g) for g in golds):
+        key = _integer_key(boxed)
+        return 1.0 if any(_integer_key(g) == key for g in golds) else 0.0
+    return None
 
 
 @contextlib.contextmanager
@@ -183,11 +250,12 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _score_off_main_thread(response: str, gold: str) -> float:
+def _score_off_main_thread(response: str, ground_truth: str, golds: list[str]) -> float:
     from or1.rewards import pool
 
     try:
-        return pool.score_in_pool([(math_reward, response, gold, POOL_TIMEOUT_S)], workers=None)[0]
+        job = (math_reward, response, ground_truth, POOL_TIMEOUT_S)
+        return pool.score_in_pool([job], workers=None)[0]
     except (OSError, RuntimeError) as err:
         global _warned_no_timeout
         if not _warned_no_timeout:
@@ -197,4 +265,4 @@ def _score_off_main_thread(response: str, gold: str) -> float:
                 "without a timeout",
                 err,
             )
-        return _score(response, gold, timeout=False)
+        return _score(response, golds, timeout=False)[0]

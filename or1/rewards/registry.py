@@ -1,23 +1,70 @@
 """The reward registry: one fixed signature, keyed by a problem's `ability`.
 
-Every reward is a `RewardFn`: `(response: str, ground_truth: str) -> float` in [0, 1].
-The trainer, the evaluator and `score_batch` look rewards up here, the built-ins too.
+Every reward is a `RewardFn`: `(problem, response) -> float | Verdict`, the reward in
+[0, 1] (a `Verdict` adds the reason and the hack flag). It sees the whole `Problem`: the
+question (`problem.question`, `problem.prompt`), the ground truth, the ability, the data
+source and `extra_info`, so an LLM judge is one function. The trainer, the evaluator,
+the offline filter and `or1 data score` look rewards up here (or in a run's
+`rewards.by_ability`, or1/rewards/scoring.py), the built-ins too.
+
+The built-ins wrap the public `math_reward(response, ground_truth)` and
+`code_reward(response, tests)`, which keep their signatures.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from or1.config.rewards import IMPORT_PATH
 from or1.errors import RewardError
 from or1.rewards import code as code_module
 from or1.rewards import math as math_module
-from or1.rewards.code import code_reward
-from or1.rewards.math import math_reward
+from or1.rewards.code import code_reward, extract_code
+from or1.rewards.math import math_verdict
+from or1.rewards.verdict import Verdict
 
-RewardFn = Callable[[str, str], float]
+if TYPE_CHECKING:
+    from or1.data.problem import Problem
+
+RewardFn = Callable[["Problem", str], "float | Verdict"]
 
 DEFAULT_TIMEOUT_S = 300.0  # hard per-item deadline in the process pool
-REWARDS: dict[str, RewardFn] = {"math": math_reward, "code": code_reward}
+
+
+def math_problem_reward(problem: Problem, response: str) -> Verdict:
+    """The "math" reward: `math_verdict(response, problem.ground_truth)`."""
+    return math_verdict(response, problem.ground_truth)
+
+
+def code_problem_reward(
+    problem: Problem,
+    response: str,
+    *,
+    fractional: bool = False,
+    timeout_s: float = 6.0,
+    total_timeout_s: float = 60.0,
+) -> Verdict:
+    """The "code" reward: the problem's tests (its ground truth) in the sandbox.
+
+    Keyword arguments are `code_reward`'s limits (a run sets them from `rewards.code`).
+    """
+    reward = code_reward(
+        response,
+        problem.ground_truth,
+        fractional=fractional,
+        timeout_s=timeout_s,
+        total_timeout_s=total_timeout_s,
+    )
+    if reward >= 1.0:
+        return Verdict(reward, "correct")
+    if extract_code(response) is None:
+        return Verdict(0.0, "no python code block")
+    return Verdict(reward, "test failed")
+
+
+REWARDS: dict[str, RewardFn] = {"math": math_problem_reward, "code": code_problem_reward}
 _TIMEOUTS: dict[str, float] = {
     "math": math_module.POOL_TIMEOUT_S,
     "code": code_module.POOL_TIMEOUT_S,
@@ -31,7 +78,8 @@ def get_reward(name: str) -> RewardFn:
         RewardError: unknown name (the message lists the known ones).
 
     Example:
-        >>> get_reward("math")("\\\\boxed{4}", "4")
+        >>> from or1.data.problem import Problem
+        >>> get_reward("math")(Problem("p", [], "4"), "\\\\boxed{4}").reward
         1.0
     """
     try:
@@ -39,7 +87,8 @@ def get_reward(name: str) -> RewardFn:
     except (KeyError, TypeError):
         raise RewardError(
             f"unknown reward {name!r}; known rewards: {', '.join(sorted(REWARDS))}",
-            hint="register it with or1.rewards.register_reward(name, fn).",
+            hint="register it with or1.rewards.register_reward(name, fn), or name one in "
+            "the config: rewards.by_ability.<name>=module:function.",
         ) from None
 
 
@@ -49,8 +98,8 @@ def register_reward(
     """Add a reward under `name`.
 
     Args:
-        name: the ability it scores (a problem's `ability` field).
-        fn: `(response, ground_truth) -> float`; define it at module level (or as a
+        name: the ability it scores (a problem's `ability` field, matched in any case).
+        fn: `(problem, response) -> float | Verdict`; define it at module level (or as a
             functools.partial of one) so the process pool can pickle it.
         timeout_s: hard deadline per item in the process pool (the worker is killed).
         replace: allow replacing an existing reward (built-ins included).
@@ -71,3 +120,35 @@ def register_reward(
 def reward_timeout(name: str) -> float:
     """Hard per-item deadline (seconds) of a reward in the process pool."""
     return _TIMEOUTS.get(name, DEFAULT_TIMEOUT_S)
+
+
+def load_reward(path: str, *, key: str = "rewards.by_ability") -> RewardFn:
+    """The reward named by an import path ``package.module:function``.
+
+    Raises:
+        RewardError: a malformed path, a module that does not import, a missing or
+            non-callable attribute (the message names ``key`` and the path).
+
+    Example:
+        >>> load_reward("or1.rewards.registry:math_problem_reward").__name__
+        'math_problem_reward'
+    """
+    if not isinstance(path, str) or not IMPORT_PATH.fullmatch(path):
+        raise RewardError(
+            f"{key}: {path!r} is not an import path", hint="write it as package.module:function."
+        )
+    module_name, _, attribute = path.partition(":")
+    try:
+        target: object = importlib.import_module(module_name)
+    except Exception as err:  # ImportError, or whatever the module raises on import
+        raise RewardError(
+            f"{key}: cannot import {module_name!r} for {path!r} ({type(err).__name__}: {err})",
+            hint="is the package installed, or its directory on PYTHONPATH?",
+        ) from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise RewardError(f"{key}: {module_name!r} has no {attribute!r} (from {path!r})")
+        target = getattr(target, part)
+    if not callable(target):
+        raise RewardError(f"{key}: {path!r} is a {type(target).__name__}, not a function")
+    return target  # type: ignore[return-value]

@@ -33,15 +33,15 @@ EVAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "eval"
 KEY = "tiny-model"
 
 
-def never(response: str, ground_truth: str) -> float:
+def never(problem: Problem, response: str) -> float:
     return 0.0
 
 
-def always(response: str, ground_truth: str) -> float:
+def always(problem: Problem, response: str) -> float:
     return 1.0
 
 
-def coin(response: str, ground_truth: str) -> float:
+def coin(problem: Problem, response: str) -> float:
     """Random models give random text: its length parity is a fair-ish coin."""
     return float(len(response) % 2 == 0)
 

@@ -216,9 +216,15 @@ BAD_ROWS = [
     (verl_row(0, reward_model=None), "reward_model", "missing"),
     (verl_row(0, reward_model={"style": "rule"}), "reward_model.ground_truth", "missing"),
     (
-        verl_row(0, reward_model={"ground_truth": ["1"]}),
+        verl_row(0, reward_model={"ground_truth": {"answer": "1"}}),
         "reward_model.ground_truth",
-        "not a string",
+        "not a string, number or list",
+    ),
+    (verl_row(0, reward_model={"ground_truth": []}), "reward_model.ground_truth", "an empty list"),
+    (
+        verl_row(0, reward_model={"ground_truth": '["3", ""]'}),
+        "reward_model.ground_truth",
+        "a JSON list without a usable answer",
     ),
     (verl_row(0, ability="chemistry"), "ability", "unknown"),
     (verl_row(0, extra_info=[1, 2]), "extra_info", "not a mapping"),
@@ -244,14 +250,15 @@ def test_a_bad_row_names_file_row_field_and_reason(
     with pytest.raises(DataError) as info:
         load_problems(path)
     message = str(info.value)
-    assert f"{path}: row 2: field '{field}': {reason}" in message
+    assert f"{path}: line 3 (row 2): field '{field}': {reason}" in message
     assert "data.skip_bad_rows" in message
 
 
 def test_skip_bad_rows_counts_them_by_reason_and_warns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rows = [verl_row(0), BAD_ROWS[0][0], verl_row(2), BAD_ROWS[0][0], BAD_ROWS[8][0], code_row(5)]
+    chemistry = verl_row(0, ability="chemistry")
+    rows = [verl_row(0), BAD_ROWS[0][0], verl_row(2), BAD_ROWS[0][0], chemistry, code_row(5)]
     path = write_parquet([problem_like(r) for r in rows], tmp_path / "mixed.parquet")
     with caplog.at_level(logging.WARNING, logger="or1.data"):
         problems, [report] = load_problems_with_report(path, skip_bad_rows=True)
@@ -269,7 +276,7 @@ def problem_like(row: dict[str, Any]) -> dict[str, Any]:
 def test_broken_jsonl_line_and_broken_parquet_are_data_errors(tmp_path: Path) -> None:
     path = tmp_path / "torn.jsonl"
     path.write_text(json.dumps(verl_row(0)) + '\n{"prompt": [\n')
-    with pytest.raises(DataError, match=r"torn.jsonl: row 1: not valid JSON"):
+    with pytest.raises(DataError, match=r"torn.jsonl: line 2 \(row 1\): not valid JSON"):
         load_problems(path)
     (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="not a readable parquet file"):
@@ -284,7 +291,7 @@ def test_config_train_paths_feed_the_build_loader(tmp_path: Path) -> None:
     cfg = load_config(
         "tiny-arith", [f"data.train=[{good},{bad}]", f"data.test={AIME24}", "data.task=null"]
     )
-    with pytest.raises(DataError, match=r"bad\.jsonl: row 1: field 'answer'"):
+    with pytest.raises(DataError, match=r"bad\.jsonl: line 2 \(row 1\): field 'answer'"):
         build_load(cfg)
     cfg = load_config(
         "tiny-arith",

@@ -1,4 +1,4 @@
-"""score_batch, the registry and the process pool."""
+"""score_batch / score_rollouts, the registry, rewards by import path, the process pool."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from or1.errors import RewardError
 from or1.rewards import REWARDS, get_reward, register_reward, score_batch, shutdown_pool
 from or1.rewards import pool as pool_module
-from or1.rewards.code import code_reward
 from or1.rewards.math import math_reward
+from or1.rewards.registry import code_problem_reward, math_problem_reward
 
 from .conftest import _cmdlines
 
@@ -55,9 +55,9 @@ def helpers(monkeypatch, registry):
 def test_in_process_order_and_dedup(registry):
     calls: list[tuple[str, str]] = []
 
-    def counting(response: str, gold: str) -> float:
-        calls.append((response, gold))
-        return float(response == gold)
+    def counting(problem, response: str) -> float:
+        calls.append((response, problem.ground_truth))
+        return float(response == problem.ground_truth)
 
     register_reward("echo", counting)
     items = [
@@ -118,7 +118,7 @@ def test_crashing_and_raising_rewards_score_zero(helpers):
 
 
 def test_partial_of_a_module_function_travels_to_the_pool(helpers):
-    register_reward("code-frac", functools.partial(code_reward, fractional=True))
+    register_reward("code-frac", functools.partial(code_problem_reward, fractional=True))
     register_reward("len", helpers.length_reward)
     half = "```python\nprint(4)\n```"
     assert score_batch([("code-frac", half, CODE_TESTS), ("len", "abc", "3")], workers=2) == [
@@ -128,7 +128,7 @@ def test_partial_of_a_module_function_travels_to_the_pool(helpers):
 
 
 def test_unpicklable_reward_runs_in_the_caller(registry):
-    register_reward("lambda", lambda response, gold: 1.0)
+    register_reward("lambda", lambda problem, response: 1.0)
     assert score_batch([("lambda", "x", "y"), ("math", "\\boxed{1}", "1")], workers=1) == [1.0, 1.0]
 
 
@@ -171,11 +171,12 @@ def test_workers_must_be_a_count():
 
 
 def test_registry(registry):
-    assert get_reward("math") is math_reward and get_reward("code") is code_reward
+    assert get_reward("math") is math_problem_reward
+    assert get_reward("code") is code_problem_reward
     with pytest.raises(RewardError, match="already registered"):
-        register_reward("math", math_reward)
-    register_reward("math", code_reward, replace=True)
-    assert get_reward("math") is code_reward
+        register_reward("math", math_problem_reward)
+    register_reward("math", code_problem_reward, replace=True)
+    assert get_reward("math") is code_problem_reward
     with pytest.raises(RewardError, match="callable"):
         register_reward("x", "not a function")
     with pytest.raises(RewardError, match="non-empty"):

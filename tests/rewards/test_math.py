@@ -233,3 +233,42 @@ def test_a_swallowed_timeout_is_raised_again():
                     raise
     assert raised == 2
     assert time.monotonic() - start < 2
+
+
+# JSON-list ground truths (Skywork-OR1-RL-Data): any answer of the list scores.
+LIST_CASES = [
+    ("\\boxed{3}", '["3", "4"]', 1.0),
+    ("\\boxed{4}", '["3","4"]', 1.0),
+    ("\\boxed{5}", '["3", "4"]', 0.0),
+    ("\\boxed{1000}", '["1,000"]', 1.0),
+    ("\\boxed{1,000}", '["1,000"]', 1.0),
+    ("\\boxed{999}", '["1,000"]', 0.0),
+    ("\\boxed{0.5}", '["\\\\frac{1}{2}"]', 1.0),  # escaped LaTeX, decoded by JSON
+    ("\\boxed{\\frac{1}{3}}", '["\\\\frac{1}{2}"]', 0.0),
+    ("\\boxed{\\sqrt{2}}", '["x", "\\\\sqrt{2}"]', 1.0),  # a non-integer list: Math-Verify
+    ("\\boxed{[1, 2]}", '["[1, 2]"]', 1.0),  # an interval inside the list
+    # Not a list of strings: the text is the answer (an interval), never split into {1, 2}.
+    ("\\boxed{2}", "[1, 2]", 0.0),
+    ("\\boxed{[1,2]}", "[1, 2]", 1.0),
+    ("\\boxed{[1,2)}", "[1,2)", 1.0),  # not JSON at all
+]
+
+
+@pytest.mark.parametrize(("response", "gold", "expected"), LIST_CASES)
+def test_json_list_ground_truths_score_any_of(response, gold, expected):
+    assert math_reward(response, gold) == expected
+
+
+@pytest.mark.parametrize("gold", ["[]", '["3", ""]', '["  "]'])
+def test_an_empty_answer_list_is_the_callers_error(gold):
+    with pytest.raises(RewardError, match="JSON list"):
+        math_reward("\\boxed{3}", gold)
+
+
+def test_verdict_reasons():
+    from or1.rewards.math import math_verdict
+
+    assert math_verdict("\\boxed{3}", '["3"]').reason == "correct"
+    assert math_verdict("\\boxed{4}", "3").reason == "wrong answer"
+    assert math_verdict("no answer in here", "3").reason == "no answer found"
+    assert math_verdict("\\boxed{4}", "3").reward == 0.0 and not math_verdict("x", "3").hack

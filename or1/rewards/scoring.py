@@ -1,0 +1,127 @@
+"""A run's rewards from its config, and metrics by ability and by data source.
+
+Metric names (metrics.jsonl, tensorboard, eval summaries): for a metric ``m`` logged
+over a whole batch, ``m/<ability>`` is its value over the responses to problems of that
+ability (``accuracy/math``, ``accuracy/code``) and ``m/src/<data_source>`` over the
+responses to problems of that source (``accuracy/src/aime24``). A source name keeps
+letters, digits, ``.``, ``_`` and ``-``; any other run of characters becomes ``_``
+(``openai/gsm8k`` -> ``openai_gsm8k``), so a key has exactly one or two ``/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from or1.config.rewards import CodeRewardConfig, RewardsConfig
+from or1.data.problem import Problem
+from or1.errors import ConfigError, RewardError
+from or1.rewards.batch import RewardSet
+from or1.rewards.code import STARTUP_S
+from or1.rewards.registry import REWARDS, code_problem_reward, load_reward, reward_timeout
+from or1.rewards.verdict import Verdict
+
+HACK_METRIC = "code_reward_hack_attempts"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def code_limits(cfg: CodeRewardConfig) -> dict[str, Any]:
+    """Keyword arguments of the code reward for ``rewards.code``: the one place where
+    the limits a run uses are decided (paper defaults; the released harness's limits and
+    ``algo.variant=released-code`` plug in here)."""
+    return {
+        "fractional": cfg.fractional,
+        "timeout_s": cfg.timeout_s,
+        "total_timeout_s": cfg.total_timeout_s,
+    }
+
+
+def rewards_from_config(cfg: RewardsConfig) -> RewardSet:
+    """The registry, with the code reward's limits from ``rewards.code`` and the
+    functions of ``rewards.by_ability`` imported by path.
+
+    Raises:
+        ConfigError: an import path that does not import or is not callable.
+
+    Example:
+        >>> from or1.config import RewardsConfig
+        >>> sorted(rewards_from_config(RewardsConfig()).fns)
+        ['code', 'math']
+    """
+    fns = dict(REWARDS)
+    timeouts = {name: reward_timeout(name) for name in REWARDS}
+    if fns.get("code") is code_problem_reward:  # not replaced by a registered reward
+        fns["code"] = functools.partial(code_problem_reward, **code_limits(cfg.code))
+        # The pool's hard deadline must leave the reward its own cap (+ a restart or two).
+        timeouts["code"] = max(timeouts["code"], cfg.code.total_timeout_s + 10 * STARTUP_S)
+    for ability, path in cfg.by_ability.items():
+        try:
+            fns[ability] = load_reward(path, key=f"rewards.by_ability.{ability}")
+        except RewardError as err:
+            raise ConfigError(err.message, hint=err.hint) from None
+    return RewardSet(fns, timeouts)
+
+
+def source_key(source: str) -> str:
+    """A data source as a metric-name part (see the module docstring)."""
+    return _UNSAFE.sub("_", source).strip("_") or "unknown"
+
+
+def grouped_means(
+    problems: Sequence[Problem], values: Mapping[str, Sequence[float]]
+) -> dict[str, float]:
+    """Each metric's mean by ability (``m/<ability>``) and by source (``m/src/<source>``).
+
+    Args:
+        problems: the problem of each response. [N]
+        values: metric name -> one value per response. [N] each
+
+    Example:
+        >>> ps = [Problem("a", [], "1", "math", "gsm8k"), Problem("b", [], "{}", "code", "taco")]
+        >>> grouped_means(ps, {"accuracy": [1.0, 0.0]})["accuracy/src/gsm8k"]
+        1.0
+    """
+    groups: dict[str, list[int]] = {}
+    for i, problem in enumerate(problems):
+        groups.setdefault(problem.ability, []).append(i)
+        groups.setdefault(f"src/{source_key(problem.data_source)}", []).append(i)
+    out: dict[str, float] = {}
+    for name, column in values.items():
+        for group, rows in groups.items():
+            out[f"{name}/{group}"] = sum(float(column[i]) for i in rows) / len(rows)
+    return out
+
+
+def step_breakdown(
+    problems: Sequence[Problem],
+    verdicts: Sequence[Verdict],
+    rewards: Sequence[float],
+    lengths: Sequence[float],
+    truncated: Sequence[bool],
+) -> dict[str, float]:
+    """A training step's metrics by ability and by source, and the hack count.
+
+    Args:
+        problems: the problem of each response. [B*G]
+        verdicts: the reward path's verdicts (their ``hack`` flags are counted). [B*G]
+        rewards: the rewards used for training (after truncated responses were zeroed).
+        lengths: response lengths in tokens. [B*G]
+        truncated: whether each response was cut off at the length limit. [B*G]
+
+    Returns:
+        ``reward_mean``, ``accuracy`` (reward > 0.5), ``response_length_mean`` and
+        ``truncation_ratio`` per group, plus ``code_reward_hack_attempts``.
+    """
+    metrics = grouped_means(
+        problems,
+        {
+            "reward_mean": rewards,
+            "accuracy": [float(r > 0.5) for r in rewards],
+            "response_length_mean": lengths,
+            "truncation_ratio": [float(t) for t in truncated],
+        },
+    )
+    metrics[HACK_METRIC] = float(sum(v.hack for v in verdicts))
+    return metrics

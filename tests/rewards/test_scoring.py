@@ -1,0 +1,201 @@
+"""The reward seam: rewards that see the problem, named by import path in the config
+(a judge defined in a test module), the code limits from ``rewards.code``, and the
+metrics by ability and by source on a mixed math + code batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from or1.config import RewardsConfig, load_config
+from or1.data.problem import Problem
+from or1.errors import ConfigError
+from or1.rewards import (
+    RewardSet,
+    rewards_from_config,
+    score_problems,
+    score_rollouts,
+    shutdown_pool,
+)
+from or1.rewards.scoring import HACK_METRIC, grouped_means, source_key, step_breakdown
+from or1.rewards.verdict import Verdict
+
+CODE_TESTS = json.dumps({"inputs": ["2\n", "5\n"], "outputs": ["4\n", "25\n"]})
+GOOD_CODE = "```python\nn = int(input())\nprint(n * n)\n```"
+BAD_CODE = "```python\nprint(4)\n```"
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+@pytest.fixture
+def helpers(monkeypatch):
+    """tests/rewards/reward_helpers.py importable by name, as a user's package would be."""
+    shutdown_pool()  # pool workers must see the extended sys.path
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import reward_helpers
+
+    reward_helpers.CALLS.clear()
+    yield reward_helpers
+    shutdown_pool()
+
+
+def test_a_reward_by_import_path_sees_the_question(helpers) -> None:
+    rewards = rewards_from_config(RewardsConfig(by_ability={"MATH": "reward_helpers:judge"}))
+    assert rewards.fns["math"] is helpers.judge and "code" in rewards.fns
+    # Same ground truth and response, different questions: a judge tells them apart, so
+    # dedup must not merge them (it keys on the problem's uid too).
+    apples = Problem("p0", user("How many apples"), "3")
+    pears = Problem("p1", user("How many pears"), "3")
+    verdicts = score_rollouts(
+        [apples, pears], [0, 1, 0], ["3 apples", "3 apples", "pears"], rewards=rewards
+    )
+    assert verdicts == [
+        Verdict(1.0, "judged correct"),
+        Verdict(0.0, "judged wrong"),
+        Verdict(0.0, "judged wrong"),
+    ]
+    # The process pool pickles the function by reference: the worker imports the module.
+    pooled = score_rollouts(
+        [apples, pears], [0, 1], ["3 apples", "3 apples"], rewards=rewards, workers=1
+    )
+    assert [v.reward for v in pooled] == [1.0, 0.0]
+
+
+def test_bad_import_paths_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"rewards\.by_ability\.math.*not an import path"):
+        load_config("tiny-arith", ["rewards.by_ability.math=judge"])
+    cfg = load_config("tiny-arith", ["rewards.by_ability.math=no_such_pkg.judge:score"])
+    with pytest.raises(ConfigError, match=r"rewards\.by_ability\.math: cannot import 'no_such_pkg"):
+        rewards_from_config(cfg.rewards)
+    cfg = load_config("tiny-arith", ["rewards.by_ability.math=or1.rewards.math:NO_SUCH"])
+    with pytest.raises(ConfigError, match="has no 'NO_SUCH'"):
+        rewards_from_config(cfg.rewards)
+    cfg = load_config("tiny-arith", ["rewards.by_ability.math=or1.rewards.math:THINK_END"])
+    with pytest.raises(ConfigError, match="is a str, not a function"):
+        rewards_from_config(cfg.rewards)
+
+
+def test_code_limits_come_from_the_config() -> None:
+    slow = Problem(
+        "c", user("square n"), json.dumps({"inputs": ["2\n"], "outputs": ["4\n"]}), ability="code"
+    )
+    sleeper = "```python\nimport time\ntime.sleep(1.5)\nprint(4)\n```"
+    default = rewards_from_config(RewardsConfig())
+    tight = rewards_from_config(RewardsConfig(code={"timeout_s": 0.5, "total_timeout_s": 2}))
+    assert default.fns["code"].keywords["timeout_s"] == 6.0  # type: ignore[attr-defined]
+    assert score_problems([(slow, sleeper)], rewards=default)[0].reward == 1.0
+    assert score_problems([(slow, sleeper)], rewards=tight)[0] == Verdict(0.0, "test failed")
+    half = rewards_from_config(RewardsConfig(code={"fractional": True}))
+    two = Problem("c2", user("square"), CODE_TESTS, ability="code")
+    assert score_problems([(two, BAD_CODE)], rewards=half)[0].reward == 0.5
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random HF model directory (tokenizer with a chat template)."""
+    import torch
+
+    from or1.build.models import build_tiny_model, build_tiny_tokenizer
+    from or1.config import TinyModelConfig
+
+    torch.manual_seed(0)
+    tok = build_tiny_tokenizer(["Say something about 0 1 2 3 4 5 6 7 ok fine"] * 10)
+    dims = TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64)
+    path = tmp_path_factory.mktemp("tiny-model")
+    build_tiny_model(dims, tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_a_new_ability_from_the_config_loads_and_trains(
+    helpers, small_config, model_dir: Path, tmp_path: Path
+) -> None:
+    """A user's reward for a new ability: data rows of that ability (any case) load, and
+    the trainer scores them with it, in this process, shown the whole problem."""
+    from or1.data.sources import write_parquet
+    from or1.trainer import Trainer
+
+    rows = [
+        {
+            "data_source": "my-judge-set",
+            "prompt": user(f"Say something about {i}"),
+            "ability": "Judge" if i % 2 else "JUDGE",
+            "reward_model": {"ground_truth": str(i), "style": "model"},
+        }
+        for i in range(8)
+    ]
+    data = write_parquet(rows, tmp_path / "judge.parquet")
+    cfg = small_config.model_copy(deep=True)
+    cfg.rewards = RewardsConfig(by_ability={"judge": "reward_helpers:recording_reward"})
+    cfg.data.train, cfg.data.test, cfg.model.path = str(data), None, str(model_dir)
+    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    assert {p.ability for p in trainer.train_problems} == {"judge"}
+    trainer.step = 1
+    metrics = trainer.train_step(cfg.stages[0])
+    n = cfg.stages[0].batch_size * cfg.stages[0].group_size
+    assert len(helpers.CALLS) <= n and helpers.CALLS  # deduplicated, never more
+    assert all(q.startswith("Say something about") for q, _ in helpers.CALLS)
+    assert metrics["accuracy/judge"] == metrics["accuracy"]
+    assert metrics["accuracy/src/my-judge-set"] == metrics["accuracy"]
+    assert metrics[HACK_METRIC] == 0.0
+
+
+def test_the_breakdown_of_a_mixed_math_and_code_batch(helpers) -> None:
+    """Two math problems (two sources) and one code problem, two responses each; rewards
+    from the real reward path (Math-Verify, the sandbox)."""
+    gsm = Problem("m0", user("1+1?"), "2", ability="math", data_source="openai/gsm8k")
+    aime = Problem("m1", user("2+2?"), '["4", "four"]', ability="math", data_source="aime24")
+    code = Problem("c0", user("square n"), CODE_TESTS, ability="code", data_source="taco")
+    problems, group_ids = [gsm, aime, code], [0, 0, 1, 1, 2, 2]
+    responses = ["\\boxed{2}", "\\boxed{3}", "\\boxed{4}", "\\boxed{4}", GOOD_CODE, BAD_CODE]
+    verdicts = score_rollouts(problems, group_ids, responses)
+    rewards = [v.reward for v in verdicts]
+    assert rewards == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+    assert [v.reason for v in verdicts] == [
+        "correct",
+        "wrong answer",
+        "correct",
+        "correct",
+        "correct",
+        "test failed",
+    ]
+    lengths = [10.0, 20.0, 30.0, 40.0, 50.0, 70.0]
+    truncated = [False, True, False, False, False, True]
+    answered = [problems[g] for g in group_ids]
+    metrics = step_breakdown(answered, verdicts, rewards, lengths, truncated)
+    assert metrics["accuracy/math"] == 0.75 and metrics["accuracy/code"] == 0.5
+    assert metrics["reward_mean/math"] == 0.75 and metrics["reward_mean/code"] == 0.5
+    assert metrics["accuracy/src/openai_gsm8k"] == 0.5 and metrics["accuracy/src/aime24"] == 1.0
+    assert metrics["accuracy/src/taco"] == 0.5
+    assert metrics["response_length_mean/math"] == 25.0
+    assert metrics["response_length_mean/code"] == 60.0
+    assert metrics["response_length_mean/src/aime24"] == 35.0
+    assert metrics["truncation_ratio/math"] == 0.25 and metrics["truncation_ratio/code"] == 0.5
+    assert metrics["truncation_ratio/src/openai_gsm8k"] == 0.5
+    assert metrics[HACK_METRIC] == 0.0
+    flagged = [Verdict(0.0, "exit", hack=True), *verdicts[1:]]
+    assert step_breakdown(answered, flagged, rewards, lengths, truncated)[HACK_METRIC] == 1.0
+    assert len([k for k in metrics if "/" in k]) == 4 * (2 + 3)  # 4 metrics x 5 groups
+
+
+def test_hack_flags_of_a_reward_reach_the_metric(helpers) -> None:
+    rewards = RewardSet({"code": helpers.hacking_reward})
+    problem = Problem("c", user("x"), CODE_TESTS, ability="code")
+    responses = ["```python\nexit(0)\n```", "```python\nprint(4)\n```", "exit(1)"]
+    verdicts = score_rollouts([problem], [0, 0, 0], responses, rewards=rewards)
+    metrics = step_breakdown(
+        [problem] * 3, verdicts, [v.reward for v in verdicts], [1] * 3, [False] * 3
+    )
+    assert metrics[HACK_METRIC] == 2.0 and metrics["accuracy/code"] == pytest.approx(1 / 3)
+
+
+def test_source_keys_and_means() -> None:
+    assert source_key("openai/gsm8k") == "openai_gsm8k"
+    assert source_key("train-math-numinamath1.5_olympiads") == "train-math-numinamath1.5_olympiads"
+    assert source_key("") == "unknown" and source_key("//") == "unknown"
+    ps = [Problem("a", [], "1", "math", "s"), Problem("b", [], "1", "math", "t")]
+    assert grouped_means(ps, {"x": [1.0, 3.0]}) == {"x/math": 2.0, "x/src/s": 1.0, "x/src/t": 3.0}
