@@ -1,4 +1,5 @@
-"""``or1 data ...``: check, filter (offline difficulty filter), dedup (+ decontamination)."""
+"""``or1 data ...``: check, filter (offline difficulty filter), dedup (+ decontamination),
+score (grade given responses with the training reward path)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ OVERRIDES_HELP = "settings as dotted key=value overrides, e.g. data.filter.shard
 
 
 def add_data_commands(subparsers: Any) -> None:
-    """Register ``or1 data {check,filter,dedup}`` on the top-level subparsers."""
-    data = subparsers.add_parser("data", help="data tools: check, filter, dedup")
-    sub = data.add_subparsers(dest="data_command", required=True, metavar="{check,filter,dedup}")
+    """Register ``or1 data {check,filter,dedup,score}`` on the top-level subparsers."""
+    data = subparsers.add_parser("data", help="data tools: check, filter, dedup, score")
+    sub = data.add_subparsers(
+        dest="data_command", required=True, metavar="{check,filter,dedup,score}"
+    )
 
     check = sub.add_parser("check", help="validate every row of data sources; count bad rows")
     check.add_argument("inputs", nargs="+", help=".parquet/.jsonl files, dataset dirs, hf:NAME")
@@ -53,6 +56,41 @@ def add_data_commands(subparsers: Any) -> None:
     )
     dedup.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    score = sub.add_parser(
+        "score",
+        help="grade given responses with the reward path training uses",
+        description='RESPONSES is jsonl, one {"row": i, "response": "..."} per line '
+        '(i: the 0-based row of DATA). --out gets each line plus "reward" and "reason"; '
+        'the last stdout line is {"scored": n, "mean_reward": m}. The preset\'s rewards '
+        "section applies (rewards.by_ability, rewards.code.*).",
+    )
+    # argparse matches positionals in one run, so overrides after "--out FILE" would be
+    # unrecognized: the words after --out's file are overrides too (_OutThenOverrides).
+    score.add_argument(
+        "paths",
+        nargs="+",
+        metavar="DATA RESPONSES [key=value ...]",
+        help='the problems (.parquet, .jsonl, dataset dir), the jsonl of {"row": i, '
+        '"response": "..."}, then settings as overrides, e.g. rewards.code.timeout_s=10',
+    )
+    score.add_argument(
+        "--out",
+        nargs="+",
+        required=True,
+        action=_OutThenOverrides,
+        metavar="FILE [key=value ...]",
+        help="graded lines (.jsonl); overrides may follow",
+    )
+    score.add_argument("--preset", default="tiny-arith", help="preset name or YAML file")
+
+
+class _OutThenOverrides(argparse.Action):
+    """``--out FILE [key=value ...]``: the file, then overrides (added to ``paths``)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        namespace.out = Path(values[0])
+        namespace.paths = [*(getattr(namespace, "paths", None) or []), *values[1:]]
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="tiny-arith", help="preset name or YAML file")
@@ -63,7 +101,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    handlers = {"check": cmd_check, "filter": cmd_filter, "dedup": cmd_dedup}
+    handlers = {"check": cmd_check, "filter": cmd_filter, "dedup": cmd_dedup, "score": cmd_score}
     return handlers[args.data_command](args)
 
 
@@ -190,4 +228,28 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     report_path.with_suffix(".txt").write_text(text + "\n")
     print(text)
     print(f"kept rows: {args.out}\nreport: {report_path} (+ .txt)")
+    return 0
+
+
+# --------------------------------------------------------------------------- score
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Grade RESPONSES against DATA; counts by reason, then the summary JSON line."""
+    from or1.config import load_config
+    from or1.data.score import score_responses
+    from or1.errors import ConfigError
+
+    files = [p for p in args.paths if "=" not in p]
+    if len(files) != 2:
+        raise ConfigError(
+            f"or1 data score takes DATA and RESPONSES, got {len(files)} paths: {files}.",
+            hint="or1 data score data.parquet responses.jsonl --out graded.jsonl [key=value ...]",
+        )
+    cfg = load_config(args.preset, [p for p in args.paths if "=" in p])
+    summary = score_responses(cfg, Path(files[0]), Path(files[1]), args.out)
+    reasons = summary.pop("reasons")
+    print("reasons: " + (", ".join(f"{r} {n}" for r, n in reasons.items()) or "-"))
+    print(f"graded lines: {args.out}")
+    print(json.dumps(summary))
     return 0
