@@ -1,105 +1,258 @@
-"""Sandbox bootstrap: the first code that runs inside every sandboxed Python program.
+"""Sandbox init ("zygote"): the only process that starts sandboxed programs (stdlib only,
+plus pyseccomp when seccomp is on; no or1 imports). It never runs untrusted code itself.
 
-Copied into the sandbox's working directory by `or1.rewards.sandbox` and started as
-`python -I -S -B _or1_boot.py CONFIG_JSON`. Standard library only, no or1 imports.
-Before any untrusted code runs it, in order:
+Started by or1/rewards/sandbox_host.py as `python -I -S -B _boot.py CONFIG_JSON` with a
+SOCK_SEQPACKET control socket, either inside bubblewrap (isolation "bwrap": bubblewrap
+built the read-only view), or directly (isolation "unshare": it builds the same view
+itself in fresh mount/pid/net/ipc/uts namespaces and pivots into it), or on the host
+(isolation "none": the weak mode). It imports the modules programs commonly need once,
+then for every program forks:
 
-1. enters a private network namespace (rlimit backend as root, when the probe found it
-   works),
-2. drops to a throwaway uid/gid (root only, when the backend says so),
-3. asks the kernel to SIGKILL it if its parent (the caller) dies (rlimit backend;
-   bubblewrap does this with --die-with-parent),
-4. sets hard rlimits (CPU, address space, file size, processes, open files, no core),
-5. puts the allowed site-packages on sys.path (-S skips .pth processing on purpose),
-6. installs the audit-hook guard (optional; a Python-level tripwire, not a boundary),
-7. runs the target file as `__main__`.
+- A (supervisor, root): enters fresh pid/mount/net/ipc/uts namespaces and forks
+- B (root, pid 1 of the new pid namespace): mounts a fresh tmpfs working directory,
+  /tmp, /dev/shm and a /proc that shows only its own namespace, drops the capability
+  bounding set, forks
+- P (the program): switches to the run's throwaway uid/gid (which clears every
+  capability), sets no_new_privs, the parent-death signal and hard rlimits, scrubs the
+  environment, loads the seccomp filter (no exec, ptrace, pidfd, mount, namespaces,
+  keyrings, bpf, ...), closes every other descriptor and only then runs the program
+  in-process. B reaps until P ends and hands P's exit status to A.
 
-Exit status 125 means the bootstrap itself failed (the sandbox could not be set up).
+When B exits or is killed, the kernel kills everything else in its pid namespace, so a
+program leaves nothing behind; killing A kills B (parent-death signal). A exits with the
+program's status as its own. Since the program runs in a fork of this process, its imports
+are already done: that is what makes a run cost milliseconds, not an interpreter start.
+Nothing of other programs is in this process's memory: jobs arrive as file descriptors
+that only the forked child reads.
+
+Control messages (JSON; descriptors travel with SCM_RIGHTS):
+  host -> init: {"op": "run", "id": n, "procs": [{"kind", "uid", "limits", "guard"}]}
+                with 3 descriptors per proc (job, stdout, stderr); two procs are joined
+                by a socketpair (descriptor 3 in each); {"op": "kill", "id": n}; {"op": "quit"}
+  init -> host: {"op": "ready"}, {"op": "exit", "id": n, "status": [[code, signal], ...]}
+A run ends when its first proc ends; the others are then killed.
 """
 
+import contextlib
+import ctypes
+import errno
 import json
 import os
-import resource
+import select
 import signal
+import socket
 import sys
+import time
 
-SETUP_FAILED = 125
-_CLONE_NEWNET = 0x40000000
-_PR_SET_PDEATHSIG = 1
-
-_BLOCKED_EVENTS = frozenset(
-    {
-        "socket.__new__",
-        "socket.connect",
-        "socket.bind",
-        "socket.getaddrinfo",
-        "subprocess.Popen",
-        "os.system",
-        "os.exec",
-        "os.posix_spawn",
-        "os.spawn",
-        "os.fork",
-        "os.forkpty",
-        "os.killpg",
-        "pty.spawn",
-        "ctypes.dlsym",
-        "ctypes.dlsym/handle",
-        "ctypes.call_function",
-        "ctypes.cdata",
-    }
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I: not on the path
+from _box import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWUSER,
+    LAST_CAP,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    NEW_NAMESPACES,
+    PR_CAPBSET_DROP,
+    PR_SET_DUMPABLE,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    check,
+    enter_box,
+    libc,
+    mount,
+    prctl,
+    unshare,
 )
-# Events whose path arguments must all lie inside the working directory.
-_PATH_EVENTS = {
-    "os.remove": 1,
-    "os.rmdir": 1,
-    "os.rename": 2,
-    "os.link": 2,
-    "os.symlink": 2,
-    "os.truncate": 1,
-    "os.chmod": 1,
-    "os.chown": 1,
-    "os.mkdir": 1,
-    "os.utime": 1,
-    "os.setxattr": 1,
-    "os.removexattr": 1,
-    "shutil.rmtree": 1,
-    "shutil.copyfile": 2,
-    "shutil.copytree": 2,
-    "shutil.move": 2,
-}
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+SETUP_FAILED = 125  # exit status of a child whose sandbox could not be set up
+# When a run's first proc ends, the others get this long to end by themselves before
+# they are killed, so that their own exit status (e.g. a candidate's os._exit(0)) is seen.
+GRACE_S = 0.1
+WORK = "/sandbox"
+_STATE = {"ctl": None, "wake": None, "filter": None, "cfg": None}
 
 
-def _fail(message):
-    sys.stderr.write(f"or1 sandbox setup failed: {message}\n")
-    sys.stderr.flush()
-    os._exit(SETUP_FAILED)
+# --------------------------------------------------------------------------- a program
 
 
-def _libc():
-    import ctypes
+def _seccomp_filter():
+    import pyseccomp as sc
 
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _isolate(cfg):
-    if cfg["unshare_net"] and _libc().unshare(_CLONE_NEWNET) != 0:
-        _fail("unshare(CLONE_NEWNET)")
-    if cfg["uid"] is not None:
+    deny = sc.ERRNO(errno.EPERM)
+    f = sc.SyscallFilter(sc.ALLOW)
+    for name in _STATE["cfg"]["deny_syscalls"]:
         try:
-            os.setgroups([])
-            os.setgid(cfg["gid"])
-            os.setuid(cfg["uid"])
-        except OSError as err:
-            _fail(f"drop to uid {cfg['uid']}: {err}")
-    # After the uid change: changing credentials clears the parent-death signal.
-    if cfg["pdeathsig"]:
-        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != cfg["ppid"]:
-            os._exit(SETUP_FAILED)  # the caller is already gone
+            f.add_rule(deny, name)
+        except (OSError, RuntimeError, ValueError):
+            continue  # not a syscall of this architecture / libseccomp version
+    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # libc falls back to clone(2)
+    for bit in range(32):
+        flag = 1 << bit
+        if flag & (NEW_NAMESPACES | CLONE_NEWUSER | CLONE_NEWCGROUP):
+            f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    f.add_rule(deny, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, 0x5412))  # TIOCSTI
+    return f
+
+
+def _report(fd, err):
+    """Say why a sandbox could not be set up (on the program's stderr, else fd 2)."""
+    text = f"or1 sandbox setup failed: {type(err).__name__}: {err}\n".encode()
+    for target in (fd, 2):
+        try:
+            os.write(target, text)
+            return
+        except OSError:
+            continue
+
+
+def _supervise(proc, fds, link):
+    """A (root, outside the new namespaces): fork B into them, mirror the program's status."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if _STATE["cfg"]["isolation"] != "none":
+        unshare(NEW_NAMESPACES)
+    me = os.getpid()
+    # B checks `alive` after setting its parent-death signal: EOF means A already died
+    # (B cannot use getppid(): as pid 1 of its namespace it reads 0). B writes the
+    # program's wait status to `status`.
+    alive_r, alive_w = os.pipe()
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(alive_w)
+        os.close(status_r)
+        try:
+            _init(proc, fds, link, alive_r, status_w)
+        except BaseException as err:  # the setup failed: say so, never run the program
+            _report(fds[2], err)
+        os._exit(SETUP_FAILED)
+    for fd in (alive_r, status_w, *fds):
+        os.close(fd)
+    if link is not None:
+        link.close()
+    _, status = os.waitpid(pid, 0)
+    data = os.read(status_r, 8)
+    _mirror(int.from_bytes(data, "little") if len(data) == 4 else status, me)
+
+
+def _mirror(status, me):
+    """Exit like the program did (same code, or death by the same signal)."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL/SIGSTOP: no handlers
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(me, sig)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _check_parent(alive):
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([alive], [], [], 0)[0]:
+        os._exit(SETUP_FAILED)  # the supervisor is gone: nobody would stop this program
+
+
+def _init(proc, fds, link, alive, status_w):
+    """B (root; pid 1 of the new pid namespace): fresh mounts, then fork the program P and
+    reap until P ends. When B exits, the kernel kills whatever else P left running.
+    (P is not pid 1 itself: pid 1 ignores signals it has no handler for, SIGXCPU too.)"""
+    _check_parent(alive)
+    with os.fdopen(fds[0], "rb") as f:
+        job = json.loads(f.read())
+    if _STATE["cfg"]["isolation"] != "none":
+        _fresh_mounts(proc["uid"], proc["limits"])
+        for cap in range(LAST_CAP + 1):
+            if libc().prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
+                break
+    pid = os.fork()
+    if pid == 0:
+        for fd in (alive, status_w):
+            os.close(fd)
+        try:
+            _program(proc, job, fds, link)
+        except BaseException as err:
+            _report(fds[2], err)
+        os._exit(SETUP_FAILED)
+    for fd in fds[1:]:
+        os.close(fd)  # B must not hold the program's pipes open
+    if link is not None:
+        link.close()
+    while True:
+        got, status = os.waitpid(-1, 0)  # as pid 1 B also reaps orphans
+        if got == pid:
+            break
+    os.write(status_w, status.to_bytes(4, "little"))
+    os._exit(0)
+
+
+def _program(proc, job, fds, link):
+    """P: drop everything, then run the program (never returns)."""
+    cfg, limits = _STATE["cfg"], proc["limits"]
+    parent = os.getppid()
+    os.setsid()
+    workdir = WORK if cfg["isolation"] != "none" else job["workdir"]
+    _stdio(job, fds)
+    if link is not None:
+        os.dup2(link.fileno(), 3, inheritable=False)
+    _drop_privileges(proc["uid"], parent)
+    os.chdir(workdir)  # after the uid change: the directory is the program's, mode 0700
+    for obj in (_STATE["ctl"], link):
+        if obj is not None:
+            obj.detach()  # the objects must not close descriptors the program reuses
+    os.closerange(4 if link is not None else 3, 1 << 16)
+    _set_limits(limits)
+    _write_files(job)
+    _fresh_interpreter_state(workdir)
+    if _STATE["filter"] is not None:
+        _STATE["filter"].load()
+    writable = [workdir, "/tmp", "/dev/shm"] if cfg["isolation"] != "none" else [workdir]
+    runner = __import__("_judge" if proc["kind"] == "judge" else "_harness")
+    runner.run(job, proc, workdir, writable, cfg["readable"])
+
+
+def _fresh_mounts(uid, limits):
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    size = limits["tmpfs_mb"]
+    opts = f"size={size}m,mode=0700,uid={uid},gid={uid}" if uid is not None else f"size={size}m"
+    mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    for path in ("/tmp", "/dev/shm"):
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=1777")
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    check(libc().sethostname(b"sandbox", 7), "sethostname")
+
+
+def _stdio(job, fds):
+    data = bytes.fromhex(job.get("stdin", ""))
+    memfd = os.memfd_create("stdin", 0)
+    os.write(memfd, data)
+    os.lseek(memfd, 0, os.SEEK_SET)
+    for src, dst in ((memfd, 0), (fds[1], 1), (fds[2], 2)):
+        os.dup2(src, dst)
+        os.close(src)
+
+
+def _drop_privileges(uid, parent):
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    # Set after the uid change (changing credentials clears it); then make sure the
+    # parent did not die before it was set.
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(SETUP_FAILED)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl(PR_SET_DUMPABLE, 0)
 
 
 def _set_limits(limits):
+    import resource
+
     def hard(which, value):
         resource.setrlimit(which, (value, value))
 
@@ -110,90 +263,160 @@ def _set_limits(limits):
     hard(resource.RLIMIT_FSIZE, limits["fsize"])
     hard(resource.RLIMIT_NPROC, limits["nproc"])
     hard(resource.RLIMIT_NOFILE, limits["nofile"])
+
+
+def _write_files(job):
+    for name, hexdata in job.get("files", {}).items():
+        with open(name, "wb") as f:
+            f.write(bytes.fromhex(hexdata))
+
+
+def _fresh_interpreter_state(workdir):
+    """What a new interpreter would have: own environment, random seed, signal handlers."""
+    import random
+
+    os.environ.clear()
+    os.environ.update(_STATE["cfg"]["env"])
+    if _STATE["cfg"]["isolation"] == "none":  # no private /tmp in the weak mode
+        os.environ.update(HOME=workdir, TMPDIR=workdir)
+    random.seed()
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     # Oversized writes fail with EFBIG (an exception in the program) instead of killing it.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.set_wakeup_fd(-1)
 
 
-def _under(path, roots):
-    return any(path == r.rstrip("/") or path.startswith(r) for r in roots)
+# --------------------------------------------------------------------------- serving
 
 
-def _real(path):
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    return os.path.realpath(path)
+def _start(msg, fds):
+    """Fork one supervisor per proc of a run; returns their pids."""
+    procs = msg["procs"]
+    links = socket.socketpair() if len(procs) == 2 else None
+    pids = []
+    for k, proc in enumerate(procs):
+        mine = fds[3 * k : 3 * k + 3]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for fd in fds:
+                    if fd not in mine:
+                        os.close(fd)
+                link = None
+                if links is not None:
+                    link = links[k]
+                    links[1 - k].close()
+                _supervise(proc, mine, link)
+            except BaseException as err:
+                _report(mine[2], err)
+            finally:
+                os._exit(SETUP_FAILED)
+        pids.append(pid)
+    for fd in fds:
+        os.close(fd)
+    if links is not None:
+        for s in links:
+            s.close()
+    return pids
 
 
-class _Guard:
-    """Audit hook: no sockets, no new processes, no writes outside the working directory,
-    reads only from an allow-list, no signals to other processes. Best effort only."""
-
-    def __init__(self, cfg):
-        self.work = (os.path.realpath(cfg["workdir"]) + "/",)
-        self.readable = self.work + tuple(p.rstrip("/") + "/" for p in cfg["readable"])
-        self.me = os.getpid()
-        self.proc_self = ("/proc/self/", f"/proc/{self.me}/", "/proc/thread-self/")
-
-    def __call__(self, event, args):
-        if event in _BLOCKED_EVENTS:
-            raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "open":
-            self.check_open(*args[:3])
-        elif event == "os.kill" and args[0] != self.me:
-            raise PermissionError("sandbox: os.kill of another process is not allowed")
-        elif event in _PATH_EVENTS:
-            self.check_paths(event, args[: _PATH_EVENTS[event]])
-
-    def check_open(self, path, mode, flags):
-        if not isinstance(path, (str, bytes)):
-            return  # an already-open file descriptor
-        real = _real(path)
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
-            isinstance(flags, int) and flags & _WRITE_FLAGS
-        )
-        if writing:
-            if not (_under(real, self.work) or real == "/dev/null"):
-                raise PermissionError(f"sandbox: writing {path!r} is not allowed")
-        elif not (_under(real, self.readable) or _under(real, self.proc_self)):
-            raise PermissionError(f"sandbox: reading {path!r} is not allowed")
-
-    def check_paths(self, event, paths):
-        for path in paths:
-            if isinstance(path, (str, bytes)) and not _under(_real(path), self.work):
-                raise PermissionError(f"sandbox: {event} outside the working directory")
+def _status(status):
+    if os.WIFSIGNALED(status):
+        return [None, os.WTERMSIG(status)]
+    return [os.waitstatus_to_exitcode(status), None]
 
 
-def _no_fork_exec(*args, **kwargs):
-    raise PermissionError("sandbox: process creation is not allowed")
+def _kill(pids, done):
+    for pid in pids:
+        if pid not in done:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
-def _install_guard(cfg):
-    sys.addaudithook(_Guard(cfg))
-    # _posixsubprocess.fork_exec has no audit event: remove it (multiprocessing uses it).
-    try:
-        import _posixsubprocess
-    except ImportError:
-        return
-    _posixsubprocess.fork_exec = _no_fork_exec
+def serve(ctl):
+    """Answer control messages until the host says quit or goes away."""
+    runs = {}  # id -> (pids, {pid: status}, [when the first proc ended])
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    _STATE["wake"] = wake_r
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    while True:
+        waiting = any(r[2] for r in runs.values())
+        readable, _, _ = select.select([ctl, wake_r], [], [], GRACE_S / 4 if waiting else None)
+        if wake_r in readable:
+            while True:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    break
+        if ctl in readable:
+            data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 64)
+            if not data:
+                return
+            msg = json.loads(data)
+            if msg["op"] == "quit":
+                return
+            if msg["op"] == "run":
+                runs[msg["id"]] = (_start(msg, fds), {}, [])
+            elif msg["op"] == "kill" and msg["id"] in runs:
+                _kill(*runs[msg["id"]][:2])
+        _reap(ctl, runs)
+
+
+def _reap(ctl, runs):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        for pids, done, ended in runs.values():
+            if pid in pids:
+                done[pid] = _status(status)
+                if pid == pids[0]:
+                    ended.append(time.monotonic())
+    for run_id, (pids, done, ended) in list(runs.items()):
+        if ended and time.monotonic() - ended[0] >= GRACE_S:
+            _kill(pids, done)  # the first proc ended: the run is over
+        if len(done) == len(pids):
+            del runs[run_id]
+            reply = {"op": "exit", "id": run_id, "status": [done[p] for p in pids]}
+            ctl.send(json.dumps(reply).encode())
 
 
 def main():
     cfg = json.loads(sys.argv[1])
-    _isolate(cfg)
+    _STATE["cfg"] = cfg
+    ctl = socket.socket(fileno=cfg["ctl_fd"])
+    _STATE["ctl"] = ctl
     try:
-        _set_limits(cfg["limits"])
-    except (OSError, ValueError) as err:
-        _fail(f"rlimits: {err}")
-    sys.path[:] = [p for p in sys.path if p] + list(cfg["site_dirs"])
-    target = cfg["main"]
-    with open(target, encoding="utf-8") as f:
-        source = f.read()
-    if cfg["guard"]:
-        _install_guard(cfg)
-    del cfg
-    sys.argv = [target]
-    code = compile(source, target, "exec")
-    exec(code, {"__name__": "__main__", "__file__": target, "__builtins__": __builtins__})
+        if cfg["isolation"] == "unshare":
+            enter_box(cfg)
+        elif cfg["isolation"] == "none":
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        sys.path[:] = [cfg["code_dir"]] + [p for p in sys.path if p] + list(cfg["site_dirs"])
+        for name in cfg["preload"]:
+            with contextlib.suppress(ImportError):
+                __import__(name)
+        import site
+
+        import _harness  # noqa: F401
+        import _judge  # noqa: F401
+
+        site.setquit()  # exit() and quit(), which -S leaves out
+
+        if cfg["seccomp"]:
+            _STATE["filter"] = _seccomp_filter()
+    except BaseException as err:
+        ctl.send(json.dumps({"op": "error", "message": f"{type(err).__name__}: {err}"}).encode())
+        os._exit(SETUP_FAILED)
+    ctl.send(b'{"op": "ready"}')
+    serve(ctl)
+    os._exit(0)
 
 
 if __name__ == "__main__":

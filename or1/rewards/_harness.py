@@ -1,214 +1,216 @@
-"""Test harness that runs inside the sandbox (standard library only, no or1 imports).
+"""What a sandboxed process runs (stdlib only; imported by the sandbox init, _boot.py).
 
-Reads `job.json` from the working directory (and deletes it), runs the solution against
-the test inputs, and writes one JSON line per test to the original stdout, tagged with a
-per-run nonce so that output the program itself prints cannot pass for a result. The
-program's own stdout/stderr go to files (stdout is captured per test for stdio mode).
-Expected outputs never enter the sandbox: the caller compares (see code.py), except in
-assert mode where the asserts are the tests.
+Three kinds of process, each in its own sandbox (own namespaces and throwaway uid):
 
-job.json: {"mode": "stdio" | "call" | "assert", "code": str, "tests": list, "offset": int,
-           "timeout_s": float, "fn_name": str | null, "nonce": str}
-  stdio:  tests are stdin strings; a record carries the captured stdout ("out").
-  call:   tests are {"args": list, "kwargs": dict}; a record carries the return value.
-  assert: tests are code chunks run after the solution; passing = no exception.
-Records: {"i": index, "status": "ok" | "error" | "timeout", ...}; index -1 means the
-solution itself failed to load (every test fails); "exit": true means the harness stops
-after this record (the program swallowed the timeout), so the caller resumes at i + 1.
+- "main": a plain program (`run_python`, and each stdin/stdout test: one process per
+  test, so a test sees nothing of another; the host compares the output).
+- "candidate": loads the model's solution and serves calls to it over descriptor 3. It
+  never sees a test's expected value and has no way to talk to the host: whatever it
+  sends is plain data (see _wire.py) that the judge rebuilds with its own types.
+- "judge": runs the tests (call-based inputs, or the dataset's assert code) with the
+  candidate's functions as remote stubs, and writes one JSON record per test to the host
+  on its stdout. Expected values and asserts live only here and on the host; comparisons
+  happen here (assert tests, on values the judge rebuilt) or on the host (call tests).
+
+Judge records: {"i": test index, "status": "ok" | "error" | "timeout", "error": name,
+"hack": reason or "", "v": wire value (call tests), "exit": true if the judge stops after
+this record}; index -1 means the solution failed to load (every test fails). A test
+passes only if its record says "ok" and the candidate neither exited, nor sent something
+malformed or an always-equal object during it, even if the test code swallowed that.
 """
 
+import atexit
 import builtins
+import contextlib
 import io
 import json
 import os
-import signal
+import socket
+import struct
 import sys
+import types
 
-GRACE_S = 0.5  # after a timeout, if the program swallows the exception, exit hard
-_STATE = {"timed_out": False, "index": -1, "emit": None}
-_STDIN = os.path.join(os.getcwd(), ".stdin")  # absolute: the program may chdir
-_STDOUT = os.path.join(os.getcwd(), ".stdout")
+import _guard
+import _wire
+
+HACK_EXIT = "exit before tests finished"
+HACK_EQUAL = "always-equal object"
+HACK_FORGED = "forged harness message"
+_FRAME = struct.Struct(">I")
 
 
-class _Timeout(BaseException):
+class Timeout(BaseException):
     pass
 
 
-def _on_alarm(signum, frame):
-    if _STATE["timed_out"]:  # the program caught the first one: give up on this run
-        _STATE["emit"]({"i": _STATE["index"], "status": "timeout", "exit": True})
-        os._exit(0)
-    _STATE["timed_out"] = True
-    signal.setitimer(signal.ITIMER_REAL, GRACE_S)
-    raise _Timeout()
+class CandidateGone(BaseException):
+    """The candidate exited or broke the protocol: the judge cannot go on."""
 
 
-def _execute(fn, timeout_s):
-    """Run fn() under the per-test timer. Returns (status, error name)."""
-    _STATE["timed_out"] = False
-    status, error = "ok", ""
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
-    try:
-        fn()
-    except SystemExit as exc:  # sys.exit() / exit(0) ends a stdio program normally
-        if exc.code not in (None, 0):
-            status, error = "error", "SystemExit"
-    except _Timeout:
-        status = "timeout"
-    except BaseException as exc:
-        status, error = "error", type(exc).__name__
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    if _STATE["timed_out"]:
-        status = "timeout"
-    return status, error
+class CandidateError(Exception):
+    """The candidate raised an exception that is not a builtin one."""
 
 
-def _redirect(stdin_text):
-    """Point fds 0/1 (and sys.stdin/stdout) at fresh files, as if in a new process."""
-    with open(_STDIN, "w", encoding="utf-8", errors="surrogatepass") as f:
-        f.write(stdin_text)
-    for fd, name, flags in ((0, _STDIN, os.O_RDONLY), (1, _STDOUT, os.O_WRONLY)):
-        new = os.open(name, flags | (os.O_CREAT | os.O_TRUNC if fd else 0), 0o600)
-        if new != fd:  # the program may have closed fd 0/1 (e.g. open(0) then GC)
-            os.dup2(new, fd)
-            os.close(new)
-    sys.stdin = io.TextIOWrapper(
-        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8", errors="replace"
-    )
-    sys.stdout = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8", errors="replace"
-    )
+def run(job, proc, workdir, writable, readable):
+    """Entry point of a "main" or "candidate" process (never returns; the judge's is
+    _judge.run)."""
+    sys.set_int_max_str_digits(0)
+    guard = (writable, readable) if proc.get("guard") else None
+    if proc["kind"] == "main":
+        _main(job, workdir, guard)
+    else:
+        _candidate(job, guard)
+    finish(0)
 
 
-def _collect_stdout():
-    for stream in (sys.stdout, sys.__stdout__):
-        try:
+def finish(code):
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
             stream.flush()
-        except BaseException:  # the program may have replaced or broken sys.stdout
-            continue
-    with open(_STDOUT, encoding="utf-8", errors="replace") as f:
-        return f.read()
+    os._exit(code & 0xFF)
 
 
-def _jsonable(value, depth=0):
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if depth > 50:
-        return {"__repr__": "<too deep>"}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, depth + 1) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [_jsonable(v, depth + 1) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return items
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _jsonable(value.tolist(), depth + 1)
-    return {"__repr__": type(value).__name__}
-
-
-def _run_stdio(job, emit):
-    try:
-        code = compile(job["code"], "<solution>", "exec")
-    except BaseException as exc:
-        emit({"i": -1, "status": "error", "error": type(exc).__name__})
-        return
-    for k, stdin_text in enumerate(job["tests"]):
-        _STATE["index"] = i = job["offset"] + k
-        _redirect(stdin_text)
-        env = {"__name__": "__main__", "__builtins__": builtins}
-        status, error = _execute(lambda env=env: exec(code, env), job["timeout_s"])
-        try:
-            out = _collect_stdout()
-        except OSError:
-            status, out = "error", ""
-        emit({"i": i, "status": status, "error": error, "out": out})
-
-
-def _load_solution(job, emit):
-    _redirect("")
-    env = {"__name__": "solution", "__builtins__": builtins}
-    status, error = _execute(
-        lambda: exec(compile(job["code"], "<solution>", "exec"), env), job["timeout_s"]
+def fresh_streams():
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r")))
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w")))
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w")), errors="backslashreplace", line_buffering=True
     )
-    if status != "ok":
-        emit({"i": -1, "status": status, "error": error})
+
+
+def _exit_code(exc):
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _main(job, workdir, guard):
+    path = os.path.join(workdir, "main.py")
+    with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
+        f.write(job["source"])
+    fresh_streams()
+    module = types.ModuleType("__main__")
+    module.__file__ = path
+    sys.modules["__main__"] = module
+    sys.argv = [path]
+    sys.path.insert(0, workdir)
+    try:
+        code = compile(job["source"], path, "exec")
+        if guard:
+            _guard.install(*guard)
+        exec(code, module.__dict__)
+    except SystemExit as exc:
+        finish(_exit_code(exc))
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        finish(1)
+    finish(0)
+
+
+# --------------------------------------------------------------------------- the link
+
+
+def send(link, obj):
+    data = json.dumps(obj).encode()
+    link.sendall(_FRAME.pack(len(data)) + data)
+
+
+def __recv_exact(link, n):
+    chunks, got = [], 0
+    while got < n:
+        chunk = link.recv(min(n - got, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def recv(link):
+    head = __recv_exact(link, 4)
+    if head is None:
         return None
-    return env
+    (size,) = _FRAME.unpack(head)
+    if size > _wire.MAX_CHARS + 4096:
+        raise _wire.WireError("frame too large")
+    body = __recv_exact(link, size)
+    return None if body is None else json.loads(body)
 
 
-def _resolve(env, fn_name):
-    cls = env.get("Solution")
-    if isinstance(cls, type) and hasattr(cls, fn_name):
-        return lambda: getattr(cls(), fn_name)
-    if callable(env.get(fn_name)):
-        return lambda: env[fn_name]
-    return None
+# --------------------------------------------------------------------------- candidate
 
 
-def _run_call(job, emit):
-    env = _load_solution(job, emit)
-    if env is None:
+def _candidate(job, guard):
+    link = socket.socket(fileno=3)  # before the guard: wrapping a socket is an audit event
+    fresh_streams()
+    scope = {"__name__": "solution", "__builtins__": builtins}
+    if guard:
+        _guard.install(*guard)
+    try:
+        exec(compile(job["code"], "<solution>", "exec"), scope)
+        hello = {"ok": 1}
+    except SystemExit:
+        hello = {"e": "SystemExit", "hack": HACK_EXIT}
+    except BaseException as exc:
+        hello = {"e": type(exc).__name__}
+    send(link, hello)
+    if "e" in hello:
         return
-    get_fn = _resolve(env, job["fn_name"])
-    if get_fn is None:
-        emit({"i": -1, "status": "error", "error": "MissingFunction"})
-        return
-    for k, test in enumerate(job["tests"]):
-        _STATE["index"] = i = job["offset"] + k
-        _redirect("")  # fresh (size-capped) capture file for what the solution prints
-        box = []
-        status, error = _execute(
-            lambda t=test, b=box: b.append(get_fn()(*t["args"], **t["kwargs"])), job["timeout_s"]
-        )
-        record = {"i": i, "status": status, "error": error}
-        if status == "ok":
-            record["value"] = _jsonable(box[0])
-        emit(record)
+    handles = {}
+    while (msg := recv(link)) is not None:
+        send(link, _serve_one(msg, scope, handles))
 
 
-def _run_assert(job, emit):
-    env = _load_solution(job, emit)
-    if env is None:
-        return
-    for k, chunk in enumerate(job["tests"]):
-        _STATE["index"] = i = job["offset"] + k
-        _redirect("")
-        scope = dict(env)
-        status, error = _execute(
-            lambda c=chunk, s=scope: exec(compile(c, "<test>", "exec"), s), job["timeout_s"]
-        )
-        emit({"i": i, "status": status, "error": error})
+def _serve_one(msg, scope, handles):
+    try:
+        op = msg["op"]
+        if op == "entry":
+            handles[msg["h"]] = _entry(scope, msg)
+            return {"ok": 1}
+        target = handles[msg["h"]]() if "h" in msg else scope[msg["n"]]
+        classes = classes_of(scope, "solution")
+        args = _wire.decode(msg["a"], classes)
+        kwargs = _wire.decode(msg["k"], classes)
+        value = target(*args, **kwargs)
+    except SystemExit:
+        return {"e": "SystemExit", "hack": HACK_EXIT}
+    except BaseException as exc:
+        return {"e": type(exc).__name__}
+    if not _wire.plain(value) and _wire.always_equal(value):
+        return {"e": "Unserializable", "hack": HACK_EQUAL}
+    try:
+        reply = {"v": _wire.encode(value)}
+    except _wire.WireError:
+        return {"e": "Unserializable"}
+    with contextlib.suppress(_wire.WireError):
+        reply["a"] = _wire.encode(args)
+    return reply
 
 
-def main():
-    with open("job.json", encoding="utf-8") as f:
-        job = json.load(f)
-    os.remove("job.json")
-    channel = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="replace")
-    nonce = job.pop("nonce")
-
-    def emit(record):
-        record["nonce"] = nonce
-        try:
-            line = json.dumps(record)
-        except (ValueError, TypeError, RecursionError):  # e.g. an int over 4300 digits
-            record.pop("value", None)
-            record.update(status="error", error="Unserializable")
-            line = json.dumps(record)
-        channel.write(line + "\n")
-        channel.flush()
-
-    _STATE["emit"] = emit
-    signal.signal(signal.SIGALRM, _on_alarm)
-    runners = {"stdio": _run_stdio, "call": _run_call, "assert": _run_assert}
-    runners[job["mode"]](job, emit)
-    os._exit(0)  # skip interpreter teardown: atexit handlers of the program are not ours
+def _entry(scope, msg):
+    """A function returning the callable to test: an expression, or LeetCode's rule."""
+    if "x" in msg:
+        fn = eval(msg["x"], scope)
+        return lambda: fn
+    name = msg["n"]
+    cls = scope.get("Solution")
+    if isinstance(cls, type) and hasattr(cls, name):
+        return lambda: getattr(cls(), name)  # a fresh instance per test, like LeetCode
+    if callable(scope.get(name)):
+        return lambda: scope[name]
+    raise NameError(name)
 
 
-if __name__ == "__main__":
-    main()
+def classes_of(scope, module):
+    return {
+        k: v
+        for k, v in scope.items()
+        if isinstance(v, type) and getattr(v, "__module__", "") == module
+    }

@@ -16,10 +16,13 @@ Choices and departures, stated once:
     of arguments (TACO) or a string of newline-separated JSON values (LiveCodeBench); an
     output is a value, a JSON string (LiveCodeBench) or a one-element list wrapping the
     value (TACO);
-  * assert-style: {"test_code": "def check(candidate): ...", "entry_point": name,
-    "import_prefix": optional}: each top-level `assert` of `check` is one test when
-    `check` is only asserts, else the whole `check(entry_point)` is one test;
-    {"assert_case": [str]} runs each snippet after the solution;
+  * assert-style: {"test_code": "def check(candidate): ...", "entry_point": expr,
+    "import_prefix": optional}, run as the released harness does: `check(entry_point)`
+    after the prefix and the solution, where the entry point may be an expression such
+    as "Solution().sumArray" (LeetCode rows); each top-level `assert` of `check` is one
+    test when `check` is only asserts, else the whole `check` is one test;
+    {"assert_case": [str]} runs each snippet (names it does not define are the
+    solution's);
   * LiveCodeBench rows: a list of {"input", "output", "testtype"} (with "fn_name" for
     functional tests use {"tests": [...], "fn_name": ...}).
 - Like LiveCodeBench, the solution runs after a prefix of common imports
@@ -29,41 +32,143 @@ Choices and departures, stated once:
   two numeric tokens, at least one non-integer, match within 1e-6 absolute or relative.
   Return values compare the same way, recursively (tuples as lists). Problems with
   several valid outputs cannot be judged by exact match (the recipe says so too).
-- Expected outputs never enter the sandbox; results come back tagged with a nonce.
-- All tests of one response run in one sandboxed process (fast); when that process dies
-  (crash, os._exit, timeout swallowed by the program) the test it was on fails and, with
-  `fractional=True`, a fresh process continues with the next test. Without
-  `fractional`, the first failure stops the run (reward 0).
-- A malformed test specification is the caller's fault: `RewardError`. Anything the
-  model's program does gives a reward, never an exception.
+- No pass without the tests passing (code_run.py, _harness.py): stdin/stdout tests run
+  one sandboxed process each and the host compares the output; call and assert tests run
+  the candidate in one sandbox and the tests in another (the judge), which calls the
+  candidate's functions remotely and gets back only plain data it rebuilds with its own
+  types. Expected values never enter the candidate's sandbox, and the candidate has no
+  channel to the host, so exiting early, always-equal objects, forged records, patched
+  builtins or reading another process's memory cannot pass a test; the attempts the
+  harness notices are reported (`Verdict.hack`).
+- The first failure stops the run (reward 0) unless `fractional=True`.
+- Time limits are a `CodeLimits` (default: the paper's ~6 s per test, 60 s per response;
+  `RELEASED_CODE_LIMITS`: the released code's 6 s per stdin test, 2 s per assert test,
+  min(7n + 5, 300) s per response). The released harness also counts a program that
+  exits with status 0 before its asserts ran as a pass; or1 does not.
+- A malformed test specification is the caller's fault: `RewardError`; so is a machine
+  where no sandbox can isolate programs (see sandbox.py). Anything the model's program
+  does gives a verdict, never an exception.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
-import json
 import logging
 import re
-import secrets
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, replace
 
-from or1.rewards import sandbox
-from or1.rewards.code_tests import TestSpec, outputs_match, parse_tests, values_match
+from or1.rewards.code_run import STARTUP_S, run_tests
+from or1.rewards.code_tests import parse_tests
 from or1.rewards.math import answer_text
+from or1.rewards.verdict import Verdict
 
 logger = logging.getLogger("or1.rewards")
 
-STARTUP_S = 1.0  # wall-time allowance per sandbox start (interpreter + harness)
-PER_TEST_SLACK_S = 0.5  # wall-time allowance per test on top of its timeout
-MIN_RUN_S = 0.5  # do not start a process with less budget than this
-POOL_TIMEOUT_S = 120.0  # hard deadline per item in the process pool (60 s cap + starts)
-MEMORY_MB = 2048
-OUTPUT_FILE_MB = 16  # largest stdout of one test (RLIMIT_FSIZE on the capture file)
+__all__ = ["RELEASED_CODE_LIMITS", "STARTUP_S", "CodeLimits", "code_reward", "code_verdict"]
+POOL_TIMEOUT_S = 330.0  # hard deadline per item in the process pool (300 s cap + starts)
 _FENCE = re.compile(r"```(?:python3?|py)[ \t]*[^\n`]*\n", re.IGNORECASE)
-_HARNESS = Path(__file__).with_name("_harness.py")
+
+
+@dataclass(frozen=True)
+class CodeLimits:
+    """Time and memory limits of the code reward (defaults: the paper's, RECIPE.md).
+
+    Attributes:
+        stdin_test_s: wall-clock seconds per stdin/stdout test.
+        call_test_s: per call-based (`fn_name`) test.
+        assert_test_s: per assert test.
+        total_base_s, total_per_test_s, total_max_s: the global cap of one response,
+            min(total_base_s + total_per_test_s * n, total_max_s) for n tests.
+        memory_mb: address space of each sandboxed process, MiB.
+    """
+
+    stdin_test_s: float = 6.0
+    call_test_s: float = 6.0
+    assert_test_s: float = 6.0
+    total_base_s: float = 60.0
+    total_per_test_s: float = 0.0
+    total_max_s: float = 60.0
+    memory_mb: int = 2048
+
+    def per_test_s(self, mode: str) -> float:
+        """The per-test limit of a test mode ("stdio", "call", "assert")."""
+        return {"stdio": self.stdin_test_s, "call": self.call_test_s}.get(mode, self.assert_test_s)
+
+    def total_s(self, n_tests: int) -> float:
+        """The global cap for a response with n_tests tests."""
+        return min(self.total_base_s + self.total_per_test_s * n_tests, self.total_max_s)
+
+
+# The released Skywork-OR1 code: 6 s per stdin test, 2 s per assert test (call-based
+# tests go through the stdin/stdout runner's 6 s), global min(7n + 5, 300) s.
+RELEASED_CODE_LIMITS = CodeLimits(
+    stdin_test_s=6.0,
+    call_test_s=6.0,
+    assert_test_s=2.0,
+    total_base_s=5.0,
+    total_per_test_s=7.0,
+    total_max_s=300.0,
+)
+
+
+def code_verdict(
+    response: str,
+    tests: dict | str | list,
+    *,
+    limits: CodeLimits | None = None,
+    fractional: bool = False,
+    timeout_s: float | None = None,
+    total_timeout_s: float | None = None,
+) -> Verdict:
+    """Reward of a code response and the reason (see or1/rewards/verdict.py).
+
+    Args:
+        response: the model's full response (reasoning and a ```python block).
+        tests: the test specification, a dict or its JSON string (see module docstring).
+        limits: time/memory limits (default `CodeLimits()`, the paper's).
+        fractional: reward the fraction of tests passed instead of all-or-nothing.
+        timeout_s, total_timeout_s: if given, one per-test limit for every kind of test
+            and a fixed global cap, in place of those of `limits`.
+
+    Returns:
+        A `Verdict`: reward 1.0 (or the fraction) and "" when every test passed.
+
+    Raises:
+        RewardError: the test specification is malformed, or no sandbox backend can
+            isolate programs on this machine.
+
+    Example:
+        >>> code_verdict("```python\\nprint(int(input()) * 2)\\n```",
+        ...              {"inputs": ["21\\n"], "outputs": ["42\\n"]})
+        Verdict(reward=1.0, reason='', hack=False)
+    """
+    from or1.rewards import sandbox
+
+    limits = _with_overrides(limits or CodeLimits(), timeout_s, total_timeout_s)
+    spec = parse_tests(tests)
+    code = extract_code(response)
+    if code is None:
+        has_block = isinstance(response, str) and bool(
+            _fenced_blocks(answer_text(response, limit=None))
+        )
+        return Verdict(0.0, "syntax error" if has_block else "no code block")
+    sandbox.get_backend()  # refuse before running anything where nothing isolates programs
+    try:
+        out = run_tests(
+            spec,
+            code,
+            timeout_s=limits.per_test_s(spec.mode),
+            total_s=limits.total_s(len(spec.inputs)),
+            memory_mb=limits.memory_mb,
+            fractional=fractional,
+        )
+    except (OSError, RuntimeError) as err:  # the sandbox failed: not the model's fault
+        logger.error("code reward: sandbox failure (%s); reward 0", err)
+        return Verdict(0.0, "sandbox refusal")
+    reason = next((r for r in out.reasons if r), "")
+    if fractional:
+        return Verdict(sum(out.passed) / len(out.passed), reason, out.hack)
+    return Verdict(1.0 if all(out.passed) else 0.0, reason, out.hack)
 
 
 def code_reward(
@@ -71,43 +176,41 @@ def code_reward(
     tests: dict | str,
     *,
     fractional: bool = False,
-    timeout_s: float = 6.0,
-    total_timeout_s: float = 60.0,
+    limits: CodeLimits | None = None,
+    timeout_s: float | None = None,
+    total_timeout_s: float | None = None,
 ) -> float:
     """Reward of a code response: 1.0 if its program passes every test, else 0.0.
 
-    Args:
-        response: the model's full response (reasoning and a ```python block).
-        tests: the test specification, a dict or its JSON string (see module docstring).
-        fractional: return the fraction of tests passed instead of all-or-nothing.
-        timeout_s: wall-clock limit per test.
-        total_timeout_s: wall-clock cap for the whole response.
-
-    Returns:
-        A float in [0, 1].
-
-    Raises:
-        RewardError: the test specification is malformed (the caller's fault).
+    The reward of `code_verdict` (same arguments); a float in [0, 1].
 
     Example:
         >>> code_reward("```python\\nprint(int(input()) * 2)\\n```",
         ...             {"inputs": ["21\\n"], "outputs": ["42\\n"]})
         1.0
     """
-    spec = parse_tests(tests)
-    code = extract_code(response)
-    if code is None:
-        return 0.0
-    try:
-        passed = _run_all(
-            spec, code, fractional=fractional, timeout_s=timeout_s, total_timeout_s=total_timeout_s
+    return code_verdict(
+        response,
+        tests,
+        limits=limits,
+        fractional=fractional,
+        timeout_s=timeout_s,
+        total_timeout_s=total_timeout_s,
+    ).reward
+
+
+def _with_overrides(
+    limits: CodeLimits, timeout_s: float | None, total_timeout_s: float | None
+) -> CodeLimits:
+    if timeout_s is not None:
+        limits = replace(
+            limits, stdin_test_s=timeout_s, call_test_s=timeout_s, assert_test_s=timeout_s
         )
-    except (OSError, RuntimeError) as err:  # the sandbox could not start: not the model's fault
-        logger.error("code reward: sandbox failure (%s); reward 0", err)
-        return 0.0
-    if fractional:
-        return sum(passed) / len(passed)
-    return 1.0 if all(passed) else 0.0
+    if total_timeout_s is not None:
+        limits = replace(
+            limits, total_base_s=total_timeout_s, total_per_test_s=0.0, total_max_s=total_timeout_s
+        )
+    return limits
 
 
 def extract_code(response: str) -> str | None:
@@ -136,110 +239,3 @@ def _fenced_blocks(text: str) -> list[str]:
         blocks.append(text[opening.end() : end])
         pos = end + 3
     return blocks
-
-
-# --------------------------------------------------------------------------- running
-
-
-@dataclass
-class _Collector:
-    """Receives result lines from the harness; decides pass/fail per test."""
-
-    spec: TestSpec
-    nonce: str
-    passed: list[bool]
-    stop_on_failure: bool
-    reported: int = -1  # highest test index with a result
-    exited_after: int = -2  # the harness announced it stops after this test
-    setup_failed: bool = False
-    failures: list[int] = field(default_factory=list)
-
-    def on_line(self, line: bytes) -> bool:
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            return True
-        if not isinstance(record, dict) or record.get("nonce") != self.nonce:
-            return True  # not ours (the program wrote to our channel)
-        i = record.get("i")
-        if i == -1:
-            self.setup_failed = True
-            return False
-        if not isinstance(i, int) or not self.reported < i < len(self.passed):
-            return True
-        self.reported = i
-        if record.get("exit"):
-            self.exited_after = i
-        self.passed[i] = record.get("status") == "ok" and self._correct(i, record)
-        if not self.passed[i]:
-            self.failures.append(i)
-            return not self.stop_on_failure
-        return True
-
-    def _correct(self, i: int, record: dict) -> bool:
-        if self.spec.mode == "stdio":
-            return isinstance(record.get("out"), str) and outputs_match(
-                record["out"], self.spec.expected[i]
-            )
-        if self.spec.mode == "call":
-            return "value" in record and any(
-                values_match(record["value"], want) for want in self.spec.expected[i]
-            )
-        return True
-
-
-def _run_all(
-    spec: TestSpec, code: str, *, fractional: bool, timeout_s: float, total_timeout_s: float
-) -> list[bool]:
-    n = len(spec.inputs)
-    collector = _Collector(spec, secrets.token_hex(8), [False] * n, not fractional)
-    source = spec.prefix + "\n" + code + "\n" + spec.suffix
-    deadline = time.monotonic() + total_timeout_s
-    start = 0
-    while start < n:
-        budget = deadline - time.monotonic()
-        if budget < MIN_RUN_S:
-            break
-        wall = min(budget, (n - start) * (timeout_s + PER_TEST_SLACK_S) + STARTUP_S)
-        _run_harness(spec, source, start, collector, timeout_s=timeout_s, wall_s=wall)
-        if collector.setup_failed or (collector.failures and not fractional):
-            break
-        # Tests up to `reported` have results. Unless the harness said it stops there,
-        # the process died (or was killed) during the next one: that test fails.
-        start = collector.reported + (1 if collector.exited_after == collector.reported else 2)
-    return collector.passed
-
-
-def _run_harness(
-    spec: TestSpec,
-    source: str,
-    start: int,
-    collector: _Collector,
-    *,
-    timeout_s: float,
-    wall_s: float,
-) -> sandbox.SandboxResult:
-    job = {
-        "mode": spec.mode,
-        "code": source,
-        "tests": spec.inputs[start:],
-        "offset": start,
-        "timeout_s": timeout_s,
-        "fn_name": spec.fn_name,
-        "nonce": collector.nonce,
-    }
-    limits = sandbox.Limits(
-        wall_s=wall_s, cpu_s=wall_s + 1.0, memory_mb=MEMORY_MB, file_size_mb=OUTPUT_FILE_MB
-    )
-    collector.reported = max(collector.reported, start - 1)
-    return sandbox.run_python(
-        _harness_source(),
-        files={"job.json": json.dumps(job)},
-        limits=limits,
-        on_line=collector.on_line,
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _harness_source() -> str:
-    return _HARNESS.read_text(encoding="utf-8")

@@ -34,12 +34,16 @@ class TestSpec:
 
     Attributes:
         mode: "stdio", "call" or "assert".
-        inputs: per test: stdin text (stdio), {"args", "kwargs"} (call) or code (assert).
+        inputs: per test: stdin text (stdio), {"args", "kwargs"} (call) or test code
+            (assert: a `check(candidate)` function, or a snippet when `entry` is None).
         expected: per test: expected stdout (stdio), acceptable return values (call),
             None (assert).
-        prefix: code run before the solution (imports).
-        suffix: code run after the solution (assert mode: helpers of the test code).
+        prefix: code run before the solution, and before the test code (imports, and
+            in LeetCode rows the ListNode/TreeNode helpers).
+        suffix: assert mode: the test code's statements other than `check` (helpers).
         fn_name: function to call (call mode).
+        entry: assert mode: the expression `check` is called with, evaluated in the
+            solution's namespace (a name, or e.g. "Solution().sumArray").
     """
 
     __test__ = False  # not a pytest test class
@@ -50,6 +54,7 @@ class TestSpec:
     prefix: str = IMPORT_PREFIX
     suffix: str = ""
     fn_name: str | None = None
+    entry: str | None = None
 
 
 # --------------------------------------------------------------------------- test specs
@@ -135,27 +140,47 @@ def _parse_lcb(rows: list, fn_name: str | None) -> TestSpec:
 
 
 def _parse_check(tests: dict) -> TestSpec:
+    """`check(candidate)` test code, as the released harness runs it: `check({entry_point})`
+    after `import_prefix` and the solution. One test per top-level `assert` of `check`
+    when `check` is only asserts (the Skywork code splits them so), else one test."""
     entry, test_code = tests.get("entry_point"), tests["test_code"]
-    if not isinstance(entry, str) or not entry.isidentifier() or not isinstance(test_code, str):
-        raise _spec_error("'test_code' needs a string and 'entry_point' an identifier")
+    if not isinstance(test_code, str) or not _is_expression(entry):
+        raise _spec_error("'test_code' needs a string and 'entry_point' an expression")
     try:
         tree = ast.parse(test_code)
     except SyntaxError as err:
         raise _spec_error(f"'test_code' does not parse ({err})") from None
     prefix = tests.get("import_prefix") or IMPORT_PREFIX
     checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    if not checks:  # plain asserts naming the solution's functions: one test
+        return TestSpec("assert", [test_code], [None], prefix=prefix)
+    if len(checks) > 1:
+        raise _spec_error(f"'test_code' defines {len(checks)} functions named check")
     others = [n for n in tree.body if n not in checks]
-    call = f"\ncheck({entry})\n"
-    if len(checks) != 1 or not all(isinstance(s, ast.Assert) for s in checks[0].body):
-        return TestSpec("assert", [test_code + call], [None], prefix=prefix)
+    suffix = ast.unparse(ast.Module(body=others, type_ignores=[]))
     check = checks[0]
+    if not all(isinstance(s, ast.Assert) for s in check.body):
+        return TestSpec(
+            "assert", [ast.unparse(check)], [None], prefix=prefix, suffix=suffix, entry=entry
+        )
     chunks = []
-    for stmt in check.body:  # one test per assert, as the Skywork code splits them
+    for stmt in check.body:
         one = copy.copy(check)
         one.body = [stmt]
-        chunks.append(ast.unparse(one) + call)
-    suffix = ast.unparse(ast.Module(body=others, type_ignores=[]))
-    return TestSpec("assert", chunks, [None] * len(chunks), prefix=prefix, suffix=suffix)
+        chunks.append(ast.unparse(one))
+    return TestSpec(
+        "assert", chunks, [None] * len(chunks), prefix=prefix, suffix=suffix, entry=entry
+    )
+
+
+def _is_expression(text: object) -> bool:
+    if not isinstance(text, str) or not text.strip():
+        return False
+    try:
+        ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return False
+    return True
 
 
 def _parse_asserts(tests: dict) -> TestSpec:

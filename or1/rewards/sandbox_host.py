@@ -1,229 +1,355 @@
-"""Host-side plumbing of the sandbox (or1/rewards/sandbox.py): reading a program's
-output under caps and a deadline, killing everything a run started (its process group,
-its throwaway uid, or processes that escaped the group), throwaway uid slots and
-the temporary workspace. Linux only: processes are found by scanning /proc.
+"""Host side of the sandbox (or1/rewards/sandbox.py): the client of one sandbox init
+(`_boot.py`, "the zygote"), the throwaway uids it runs programs as, and reading a run's
+output under caps and a deadline. Linux only.
+
+One `Zygote` runs one program (or one judge + candidate pair) at a time; `acquire` /
+`release` keep idle ones per backend and process, so a reward worker pays the init's
+start (~0.2 s: interpreter plus the preloaded modules) once, and each program then costs
+a few forks. A zygote belongs to the process that started it (a forked child starts its
+own) and dies with it (bubblewrap --die-with-parent, or the parent-death signal).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import functools
 import itertools
+import json
 import logging
 import os
 import pwd
 import selectors
 import shutil
-import signal
+import socket
 import subprocess
-import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from or1.rewards import sandbox_view as view
 
 logger = logging.getLogger("or1.rewards")
 
-# Throwaway uids (root only): UID_BASE .. UID_BASE + UID_SLOTS - 1, one per concurrent run.
+# Throwaway uids (root only): UID_BASE .. UID_BASE + UID_SLOTS - 1, two per zygote.
 UID_BASE = int(os.environ.get("OR1_SANDBOX_UID_BASE", "62000"))
 UID_SLOTS = 1000
-SLOT_COUNTER = itertools.count()
-KILL_ROUNDS = 200  # sweeps of /proc before giving up on a (pathological) process storm
+START_TIMEOUT_S = 60.0
+KILL_GRACE_S = 5.0  # after a kill, how long the init may take to report the exit
+_RUN_IDS = itertools.count(1)
 
 
-def pump(
-    proc: subprocess.Popen[bytes],
-    deadline: float,
-    *,
-    stdout_bytes: int,
-    stderr_bytes: int,
-    on_line: Callable[[bytes], bool] | None,
-) -> tuple[bytes, bytes, str]:
-    """Read stdout/stderr until both close, the deadline passes, or a cap is hit.
-
-    Returns (stdout, stderr, status), status one of exited, timeout, output_limit,
-    stopped (``on_line`` returned False for a complete stdout line).
-    """
-    assert proc.stdout is not None and proc.stderr is not None
-    out, err, line_start = bytearray(), bytearray(), 0
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ, "out")
-    sel.register(proc.stderr, selectors.EVENT_READ, "err")
-    exited_at: float | None = None
-    status = "exited"
-    try:
-        while sel.get_map():
-            now = time.monotonic()
-            if now >= deadline:
-                return bytes(out), bytes(err), "timeout"
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at > 0.2:
-                break  # an escaped child holds the pipes open; it is killed in reap
-            for key, _ in sel.select(min(deadline - now, 0.05)):
-                chunk = os.read(key.fd, 1 << 16)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                elif key.data == "err":
-                    err += chunk[: max(0, stderr_bytes - len(err))]
-                else:
-                    out += chunk
-                    if len(out) > stdout_bytes:
-                        return bytes(out), bytes(err), "output_limit"
-                    if on_line is not None:
-                        line_start, keep_going = feed_lines(out, line_start, on_line)
-                        if not keep_going:
-                            return bytes(out), bytes(err), "stopped"
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            status = "timeout"
-        return bytes(out), bytes(err), status
-    finally:
-        sel.close()
-
-
-def feed_lines(buf: bytearray, start: int, on_line: Callable[[bytes], bool]) -> tuple[int, bool]:
-    while (end := buf.find(b"\n", start)) >= 0:
-        line, start = bytes(buf[start:end]), end + 1
-        if not on_line(line):
-            return start, False
-    return start, True
-
-
-def reap(
-    proc: subprocess.Popen[bytes],
-    *,
-    uid: int | None,
-    token: str,
-    start_ticks: int,
-    hunt_escapees: bool,
-) -> None:
-    """Kill everything the run started and reap the direct child.
-
-    ``uid``: the run's throwaway uid (every process of it dies); otherwise, with
-    ``hunt_escapees``, processes that left the group (same session or the run's token).
-    """
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # pgid == pid (start_new_session)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover - uninterruptible sleep
-        logger.error("sandbox: child %d did not die after SIGKILL", proc.pid)
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
-    if uid is not None:
-        kill_matching(lambda st: st.uid == uid)
-    elif hunt_escapees:
-        kill_matching(escapee_test(proc.pid, token, start_ticks))
-
-
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass(frozen=True)
+@dataclass
 class Proc:
-    pid: int
-    uid: int
-    state: str
-    pgrp: int
-    sid: int
-    start_ticks: int
+    """One process of a run: its kind (main, judge, candidate), job and limits.
+
+    ``uid`` is the index (0 or 1) of the zygote's throwaway uid it runs as.
+    """
+
+    kind: str
+    job: dict
+    limits: dict
+    guard: bool = True
+    uid: int = 1
 
 
-def processes() -> Iterator[Proc]:
-    me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
+@dataclass
+class Outcome:
+    """What a run did: status (exited, timeout, output_limit, stopped), and per proc
+    (exit code, signal) and (stdout, stderr)."""
+
+    status: str
+    exits: list[tuple[int | None, int | None]]
+    outputs: list[tuple[bytes, bytes]]
+    wall_s: float
+
+
+@dataclass
+class _Reading:
+    """Output of one run being read: caps, the line callback of the first proc."""
+
+    stdout_bytes: int
+    stderr_bytes: int
+    on_line: Callable[[bytes], bool] | None
+    bufs: dict[int, bytearray] = field(default_factory=dict)
+    line_start: int = 0
+
+
+class ZygoteError(RuntimeError):
+    """The sandbox init could not start or stopped answering."""
+
+
+class Zygote:
+    """A running sandbox init (see the module docstring)."""
+
+    def __init__(self, isolation: str, *, seccomp: bool) -> None:
+        self.isolation, self.seccomp = isolation, seccomp
+        self.python = view.interpreter()
+        self.pid_owner = os.getpid()
+        self.leases = _lease_uids(2) if isolation != "none" and os.geteuid() == 0 else []
+        self.uids = [uid for uid, _ in self.leases] or [None, None]
+        self.root_dir = tempfile.mkdtemp(prefix="or1-sbx-root-")
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the init's stderr, closed in close)
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cfg = self._config(theirs.fileno(), seccomp=seccomp)
         try:
-            uid = os.stat(f"/proc/{name}").st_uid
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
+            self.proc = subprocess.Popen(
+                self._argv(cfg),
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.log,
+                start_new_session=True,
+                env={"PATH": view.ENV["PATH"]},
+            )
         except OSError:
-            continue  # exited meanwhile
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        yield Proc(int(name), uid, rest[0].decode(), int(rest[2]), int(rest[3]), int(rest[19]))
+            self.close()
+            raise
+        finally:
+            theirs.close()
+        self._wait_ready()
 
+    def _config(self, fd: int, *, seccomp: bool) -> dict:
+        from or1.rewards.code_tests import IMPORT_PREFIX
 
-def escapee_test(sid: int, token: str, start_ticks: int) -> Callable[[Proc], bool]:
-    needle = f"OR1_SANDBOX_TOKEN={token}".encode()
-    uid = os.getuid()
+        strong = self.isolation != "none"
+        code = view.code_dir()
+        return {
+            "ctl_fd": fd,
+            "isolation": self.isolation,
+            "root_dir": self.root_dir,
+            "view": view.view_spec(code) if self.isolation == "unshare" else [],
+            "code_dir": view.CODE_MOUNT if strong else code,
+            "site_dirs": view.site_dirs(),
+            "preload": view.preload_modules(IMPORT_PREFIX),
+            "seccomp": seccomp,
+            "deny_syscalls": list(view.DENY_SYSCALLS),
+            "readable": view.readable(),
+            "env": dict(view.ENV, HOME="/sandbox", TMPDIR="/tmp") if strong else dict(view.ENV),
+        }
 
-    def test(p: Proc) -> bool:
-        if p.sid == sid or p.pgrp == sid:
-            return True
-        if p.uid != uid or p.start_ticks < start_ticks:
-            return False
+    def _argv(self, cfg: dict) -> list[str]:
+        python = [view.interpreter(), "-I", "-S", "-B"]
+        if self.isolation == "bwrap":
+            boot = f"{view.CODE_MOUNT}/_boot.py"
+            return [*view.bwrap_args(view.code_dir()), *python, boot, json.dumps(cfg)]
+        return [*python, f"{view.code_dir()}/_boot.py", json.dumps(cfg)]
+
+    def _wait_ready(self) -> None:
+        self.sock.settimeout(START_TIMEOUT_S)
         try:
-            with open(f"/proc/{p.pid}/environ", "rb") as f:
-                return needle in f.read()
-        except OSError:
-            return False
+            msg = json.loads(self.sock.recv(1 << 16) or b"{}")
+        except (OSError, ValueError):
+            msg = {}
+        finally:
+            self.sock.settimeout(None)
+        if msg.get("op") != "ready":
+            detail = msg.get("message") or self._log_tail() or "no answer"
+            self.close()
+            raise ZygoteError(f"the sandbox init did not start ({self.isolation}): {detail}")
 
-    return test
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            self.log.seek(0)
+            lines = self.log.read().decode(errors="replace").strip().splitlines()
+            return lines[-1] if lines else ""
+        return ""
 
+    @property
+    def alive(self) -> bool:
+        """True while the init runs (and belongs to this process)."""
+        return self.proc.poll() is None and os.getpid() == self.pid_owner
 
-def kill_matching(test: Callable[[Proc], bool]) -> None:
-    for _ in range(KILL_ROUNDS):
-        victims = [p.pid for p in processes() if p.state != "Z" and test(p)]
-        if not victims:
-            return
-        for pid in victims:
+    def run(
+        self,
+        procs: Sequence[Proc],
+        *,
+        wall_s: float,
+        stdout_bytes: int,
+        stderr_bytes: int,
+        on_line: Callable[[bytes], bool] | None = None,
+    ) -> Outcome:
+        """Run the procs (the first one decides when the run ends); never raises for
+        anything a program does, ZygoteError if the init fails."""
+        run_id = next(_RUN_IDS)
+        start = time.monotonic()
+        reads, sent, workdirs = [], [], []
+        try:
+            for p in procs:
+                job = dict(p.job)
+                if self.isolation == "none":  # the weak mode has no private tmpfs
+                    workdirs.append(tempfile.mkdtemp(prefix="or1-sbx-"))
+                    job["workdir"] = workdirs[-1]
+                sent.append(_memfd(json.dumps(job).encode()))
+                for _ in range(2):
+                    r, w = os.pipe2(os.O_CLOEXEC)
+                    reads.append(r)
+                    sent.append(w)
+            specs = [
+                {"kind": p.kind, "uid": self.uids[p.uid], "limits": p.limits, "guard": p.guard}
+                for p in procs
+            ]
+            msg = json.dumps({"op": "run", "id": run_id, "procs": specs}).encode()
+            try:
+                socket.send_fds(self.sock, [msg], sent)
+            except OSError as err:
+                raise ZygoteError(f"the sandbox init is gone: {err}") from None
+            for fd in sent:
+                os.close(fd)
+            sent = []
+            reading = _Reading(stdout_bytes, stderr_bytes, on_line)
+            status, exits = self._pump(run_id, reads, reading, start + wall_s)
+        finally:
+            for fd in sent + reads:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            for d in workdirs:
+                shutil.rmtree(d, ignore_errors=True)
+        outputs = [
+            (
+                bytes(reading.bufs.get(reads[2 * k], b"")),
+                bytes(reading.bufs.get(reads[2 * k + 1], b"")),
+            )
+            for k in range(len(procs))
+        ]
+        return Outcome(status, exits, outputs, time.monotonic() - start)
+
+    def _pump(
+        self, run_id: int, reads: list[int], reading: _Reading, deadline: float
+    ) -> tuple[str, list]:
+        sel = selectors.DefaultSelector()
+        for fd in reads:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+            reading.bufs[fd] = bytearray()
+        sel.register(self.sock, selectors.EVENT_READ)
+        status, exits, exited_at = "exited", None, 0.0
+        try:
+            while exits is None or len(sel.get_map()) > 0:
+                now = time.monotonic()
+                if exits is not None and now - exited_at > 0.2:
+                    break  # (weak mode) an escaped process holds a pipe open
+                if status == "exited" and now >= deadline:
+                    status = "timeout"
+                if status != "exited":
+                    return status, exits if exits is not None else self._kill(run_id)
+                for key, _ in sel.select(min(deadline - now, 0.2)):
+                    if key.fileobj is self.sock:
+                        exits = self._message(run_id, exits)
+                        if exits is not None:
+                            exited_at = time.monotonic()
+                            sel.unregister(self.sock)
+                    else:
+                        status = _read_one(key.fd, reads, reading, sel, status)
+            return status, exits
+        finally:
+            sel.close()
+
+    def _message(self, run_id: int, exits: list | None) -> list | None:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ZygoteError("the sandbox init died")
+        msg = json.loads(data)
+        if msg.get("op") == "exit" and msg.get("id") == run_id:
+            return [tuple(s) for s in msg["status"]]
+        return exits
+
+    def _kill(self, run_id: int) -> list:
+        try:
+            self.sock.send(json.dumps({"op": "kill", "id": run_id}).encode())
+            self.sock.settimeout(KILL_GRACE_S)
+            while True:
+                exits = self._message(run_id, None)
+                if exits is not None:
+                    return exits
+        except (OSError, ValueError, ZygoteError):
+            self.close()
+            raise ZygoteError("the sandbox init did not stop a program") from None
+        finally:
+            if self.sock.fileno() >= 0:
+                self.sock.settimeout(None)
+
+    def close(self) -> None:
+        """Stop the init (everything it started dies with it)."""
+        with contextlib.suppress(OSError):
+            self.sock.send(b'{"op": "quit"}')
+        proc = getattr(self, "proc", None)
+        if proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.005)
-    logger.error("sandbox: processes survived %d kill rounds", KILL_ROUNDS)
-
-
-def count_tasks(uid: int) -> int:
-    total = 0
-    for p in processes():
-        if p.uid == uid:
+                os.killpg(proc.pid, 9)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self.sock.close()
+        self.log.close()
+        shutil.rmtree(self.root_dir, ignore_errors=True)
+        for _, fd in self.leases:
             with contextlib.suppress(OSError):
-                total += len(os.listdir(f"/proc/{p.pid}/task"))
-    return total + 1
+                os.close(fd)
+        self.leases = []
 
 
-def now_ticks() -> int:
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
-    return int(uptime * os.sysconf("SC_CLK_TCK")) - 1
+def _read_one(fd: int, reads: list[int], reading: _Reading, sel, status: str) -> str:
+    """Read what one pipe has; returns the run's status (output_limit, stopped, ...)."""
+    try:
+        chunk = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return status
+    if not chunk:
+        sel.unregister(fd)
+        return status
+    buf = reading.bufs[fd]
+    if fd == reads[0]:  # the first proc's stdout: complete, capped, fed to on_line
+        buf += chunk
+        if len(buf) > reading.stdout_bytes:
+            return "output_limit"
+        if reading.on_line is not None:
+            while (end := buf.find(b"\n", reading.line_start)) >= 0:
+                line, reading.line_start = bytes(buf[reading.line_start : end]), end + 1
+                if not reading.on_line(line):
+                    return "stopped"
+        return status
+    buf += chunk[: max(0, reading.stderr_bytes - len(buf))]
+    return status
 
 
-# --------------------------------------------------------------------------- files
+def _memfd(data: bytes) -> int:
+    fd = os.memfd_create("or1-job", os.MFD_CLOEXEC)
+    view_ = memoryview(data)
+    while view_:
+        view_ = view_[os.write(fd, view_) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
-@contextlib.contextmanager
-def uid_slot(enabled: bool) -> Iterator[int | None]:
-    """Reserve a throwaway uid (root only) with a lock file, so concurrent runs differ."""
-    if not enabled:
-        yield None
-        return
+# --------------------------------------------------------------------------- uids
+
+
+def _lease_uids(n: int) -> list[tuple[int, int]]:
+    """Reserve n throwaway uids with lock files (held until the descriptors close)."""
     lock_dir = Path(tempfile.gettempdir()) / "or1-sandbox-uids"
     lock_dir.mkdir(mode=0o700, exist_ok=True)
-    first = (os.getpid() * 7919 + next(SLOT_COUNTER)) % UID_SLOTS
+    leases: list[tuple[int, int]] = []
+    first = (os.getpid() * 7919 + next(_RUN_IDS)) % UID_SLOTS
     for k in range(UID_SLOTS):
         slot = (first + k) % UID_SLOTS
-        uid = UID_BASE + slot
-        if has_account(uid):
+        if has_account(UID_BASE + slot):
             continue
-        fd = os.open(lock_dir / f"{slot}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(lock_dir / f"{slot}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             continue
-        try:
-            kill_matching(lambda st, u=uid: st.uid == u)  # leftovers of a crashed caller
-            yield uid
-        finally:
-            os.close(fd)
-        return
-    raise RuntimeError("sandbox: all throwaway uids are in use")
+        leases.append((UID_BASE + slot, fd))
+        if len(leases) == n:
+            return leases
+    for _, fd in leases:
+        os.close(fd)
+    raise ZygoteError("sandbox: all throwaway uids are in use")
 
 
 @functools.cache
@@ -235,34 +361,54 @@ def has_account(uid: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def workspace(uid: int | None) -> Iterator[tuple[Path, Path]]:
-    root = Path(tempfile.mkdtemp(prefix="or1-sbx-"))
-    try:
-        work = root / "work"
-        work.mkdir(mode=0o700)
-        if uid is not None:
-            os.chmod(root, 0o711)
-            os.chown(work, uid, uid)
-        yield root, work
-    finally:
-        remove_tree(root)
+def count_tasks(uid: int) -> int:
+    """Tasks of a uid (RLIMIT_NPROC counts them all): for the weak mode as non-root."""
+    total = 1
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    total += len(os.listdir(f"/proc/{name}/task"))
+    return total
 
 
-def remove_tree(path: Path) -> None:
-    def retry(func: Callable[[str], object], failed: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):  # a program may chmod 000 its own directories
-            os.chmod(os.path.dirname(failed), 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-            func(failed)
+# --------------------------------------------------------------------------- the pool
 
-    kwargs = {"onexc": retry} if sys.version_info >= (3, 12) else {"onerror": retry}
-    shutil.rmtree(path, **kwargs)  # type: ignore[arg-type]
+_IDLE: dict[tuple[str, str, bool], list[Zygote]] = {}
+_LOCK = threading.Lock()
 
 
-def write_file(path: Path, content: str | bytes) -> None:
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o644)
+def acquire(isolation: str, *, seccomp: bool) -> Zygote:
+    """An idle zygote of this kind, or a new one."""
+    key = (isolation, view.interpreter(), seccomp)
+    with _LOCK:
+        idle = _IDLE.setdefault(key, [])
+        while idle:
+            z = idle.pop()
+            if z.alive:
+                return z
+            if z.pid_owner == os.getpid():
+                z.close()
+    return Zygote(isolation, seccomp=seccomp)
+
+
+def release(z: Zygote) -> None:
+    """Give a zygote back for the next run (a dead one is closed)."""
+    if not z.alive:
+        if z.pid_owner == os.getpid():
+            z.close()
+        return
+    key = (z.isolation, z.python, z.seccomp)
+    with _LOCK:
+        _IDLE.setdefault(key, []).append(z)
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop every idle zygote of this process."""
+    with _LOCK:
+        zygotes = [z for zs in _IDLE.values() for z in zs]
+        _IDLE.clear()
+    for z in zygotes:
+        if z.pid_owner == os.getpid():
+            z.close()

@@ -1,4 +1,25 @@
-"""The outcome of grading one response: its reward and why."""
+"""A reward with the reason for it, as the code reward produces it (`code_verdict`).
+
+Reasons (``Verdict.reason``; "" for a pass):
+- "no code block": no closed ```python block in the answer;
+- "syntax error": there are python blocks, but none parses;
+- "test failed": an assert test failed (AssertionError);
+- "wrong output": a stdin/stdout or call-based test gave another output or value;
+- "timeout": a test ran past its time limit, or the response past the global cap;
+- "runtime error": the program raised, crashed or returned something that cannot be
+  compared (an unknown object, a function, ...);
+- "output limit": the program printed more than the cap;
+- "bad test code": the problem's own test code fails to run (the dataset's fault);
+- "sandbox refusal": the sandbox could not run the program (logged as an error);
+- "hack attempt: exit before tests finished": the candidate exited (SystemExit, exit(),
+  os._exit) while call/assert tests were running;
+- "hack attempt: always-equal object": it returned an object that claims to equal
+  anything;
+- "hack attempt: forged harness message": it wrote something else than a reply on the
+  harness's channel.
+A "hack attempt: ..." reason comes with ``hack=True``: the harness saw an attempt to pass
+without the tests passing (the reward is 0 for that test).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +28,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Verdict:
-    """A reward with its reason.
-
-    Attributes:
-        reward: in [0, 1].
-        reason: why (e.g. "wrong answer", "test failed", "timeout"); "" when unknown.
-        hack: the grader saw an attempt to pass without solving (e.g. exiting early).
-    """
+    """A reward and why: ``reason`` is "" for a pass, else a short phrase."""
 
     reward: float
     reason: str = ""
-    hack: bool = False
+    hack: bool = False  # the harness saw an attempt to pass without the tests passing

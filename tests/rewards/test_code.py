@@ -17,11 +17,13 @@ import time
 import pytest
 
 from or1.errors import RewardError
-from or1.rewards import code_reward
+from or1.rewards import CodeLimits, code_reward
 from or1.rewards.code import extract_code
 from or1.rewards.code_tests import outputs_match, parse_tests, values_match
 
-from .conftest import STRAY_MARKER, stray_processes
+from .conftest import needs_isolation, stray_processes
+
+STRAY_MARKER = "or1-stray-marker"
 
 
 def block(code: str) -> str:
@@ -220,6 +222,7 @@ def test_no_code_scores_zero():
         ({"inputs": "1", "outputs": "2"}, "must be lists"),
         ({"fn_name": "not an id", "inputs": [[1]], "outputs": [1]}, "not an identifier"),
         ({"test_code": "def check(:", "entry_point": "f"}, "does not parse"),
+        ({"test_code": "def check(c):\n    pass", "entry_point": "f("}, "an expression"),
         ({"assert_case": []}, "non-empty list"),
         ({"hello": 1}, "unknown format"),
         (42, "expected a dict"),
@@ -233,12 +236,9 @@ def test_malformed_specs_are_the_callers_error(tests, match):
 def test_total_timeout_caps_the_whole_run():
     tests = {"inputs": ["1"] * 5, "outputs": ["1"] * 5}
     start = time.monotonic()
+    limits = CodeLimits(stdin_test_s=2.0, total_base_s=2.0, total_max_s=2.0)
     score = code_reward(
-        block("import time\ntime.sleep(0.8)\nprint(1)"),
-        tests,
-        fractional=True,
-        timeout_s=2.0,
-        total_timeout_s=2.0,
+        block("import time\ntime.sleep(0.8)\nprint(1)"), tests, fractional=True, limits=limits
     )
     assert score < 1.0 and time.monotonic() - start < 4
 
@@ -257,7 +257,8 @@ def test_a_program_that_swallows_the_timeout_still_fails_and_the_rest_runs():
         "            pass\n    except BaseException:\n        pass\nos.chdir('/')\nprint(n)"
     )
     start = time.monotonic()
-    assert code_reward(block(program), tests, fractional=True, timeout_s=0.5) == pytest.approx(
+    limits = CodeLimits(stdin_test_s=0.5)
+    assert code_reward(block(program), tests, fractional=True, limits=limits) == pytest.approx(
         2 / 3
     )
     assert time.monotonic() - start < 5
@@ -349,13 +350,20 @@ def host(tmp_path, monkeypatch):
     assert not (tmp_path / "outside.txt").exists()
 
 
+# On the weak mode only the guard (on by default) stops these naive attacks; the two that
+# would harm the host if it failed are not run there (test_sandbox_isolation.py shows,
+# with the guard off, what the weak mode gives up).
+WEAK_UNSAFE = {"fork_bomb", "kill_parent"}
+
+
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_adversarial_program_scores_zero_and_harms_nothing(attack, backend, host):
+def test_adversarial_program_scores_zero_and_harms_nothing(request, attack, backend, host):
+    if attack in WEAK_UNSAFE:
+        needs_isolation(request, backend, unsafe=True)
     program = ATTACKS[attack].format(**host)
     start = time.monotonic()
-    reward = code_reward(
-        block(program), {"inputs": [""], "outputs": ["ok"]}, timeout_s=0.5, total_timeout_s=4.0
-    )
+    limits = CodeLimits(stdin_test_s=0.5, total_base_s=4.0, total_max_s=4.0)
+    reward = code_reward(block(program), {"inputs": [""], "outputs": ["ok"]}, limits=limits)
     elapsed = time.monotonic() - start
     assert reward == 0.0
     assert elapsed < 4.5, f"{attack} took {elapsed:.1f}s"
