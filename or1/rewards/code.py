@@ -64,7 +64,14 @@ from or1.rewards.verdict import Verdict
 
 logger = logging.getLogger("or1.rewards")
 
-__all__ = ["RELEASED_CODE_LIMITS", "STARTUP_S", "CodeLimits", "code_reward", "code_verdict"]
+__all__ = [
+    "RELEASED_CODE_LIMITS",
+    "STARTUP_S",
+    "CodeLimits",
+    "code_reward",
+    "code_verdict",
+    "extract_code",
+]
 POOL_TIMEOUT_S = 330.0  # hard deadline per item in the process pool (300 s cap + starts)
 _FENCE = re.compile(r"```(?:python3?|py)[ \t]*[^\n`]*\n", re.IGNORECASE)
 
