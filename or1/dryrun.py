@@ -86,6 +86,7 @@ def dry_run(cfg: Config, run_dir: Path, *, resume: bool = False) -> list[str]:
     checks = _Checks()
     checks.run("run dir", functools.partial(_check_run_dir, cfg, Path(run_dir), resume))
     checks.run("packages", functools.partial(_check_packages, cfg))
+    checks.run("trackers", functools.partial(_check_trackers, cfg, Path(run_dir)))
     splits = checks.run("data", functools.partial(_check_data, cfg))
     benchmarks = checks.run("benchmarks", functools.partial(_check_benchmarks, cfg))
     tokenizer = checks.run("model", functools.partial(_check_model, cfg))
@@ -140,6 +141,20 @@ def _check_packages(cfg: Config) -> tuple[str, None]:
         f"rollout engine {cfg.rollout.engine}, backend {cfg.distributed.backend} "
         f"(workers {cfg.distributed.workers}), device {device.type}"
     ), None
+
+
+def _check_trackers(cfg: Config, run_dir: Path) -> tuple[str, None]:
+    from or1.trackers import MlflowTracker, WandbTracker, make_trackers
+
+    names = ["metrics.jsonl"] + (["tensorboard"] if cfg.logging.tensorboard else [])
+    for tracker in make_trackers(cfg.logging, run_dir, {}):  # imports their packages
+        if isinstance(tracker, WandbTracker):
+            s = tracker.settings
+            names.append(f"wandb (project {s['project']}, run {s['name']}, {s['mode']})")
+        elif isinstance(tracker, MlflowTracker):
+            where = tracker.tracking_uri or "the default tracking URI"
+            names.append(f"mlflow (experiment {tracker.experiment} at {where})")
+    return ", ".join(names), None
 
 
 # ---- data and benchmarks ----------------------------------------------------------------

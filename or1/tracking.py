@@ -1,18 +1,28 @@
-"""Per-step metrics logging: ``metrics.jsonl`` always, tensorboard and wandb on request.
+"""Per-step metrics: ``metrics.jsonl`` always, tensorboard, wandb and MLflow on request.
 
 A run directory gets one JSON line per training step in ``metrics.jsonl`` and one per
-evaluation in ``eval.jsonl``. Every line is flushed and fsynced as it is written, so a
-killed run keeps everything it logged; at worst the last line is cut short, which
+evaluation in ``eval.jsonl``, with flat keys (``step``, ``stage``, ``reward_mean``, ...:
+scripts and the report read them). Every line is flushed and fsynced as it is written, so
+a killed run keeps everything it logged; at worst the last line is cut short, which
 :func:`read_jsonl` skips and :class:`MetricsLogger` removes before appending again.
 
+Trackers (tensorboard, and the wandb/MLflow runs of ``or1.trackers``) get the same
+scalars under namespaced names, grouped the way verl and TRL users read them: one table,
+``TRACKER_NAMES`` (``actor/``, ``rollout/``, ``reward/``, ``timing/`` in seconds,
+``perf/``). A key without an entry goes under ``other/<key>``; a key that already holds
+a ``/`` is sent as it is. Evaluations go under ``eval/<benchmark>/`` (the run's own test
+split: ``eval/test/``).
+
 Values that JSON cannot carry (None, NaN, +-inf) are written as ``null`` and are not
-sent to tensorboard or wandb. ``inf`` is nulled as well as NaN because ``json.dumps``
-would otherwise write the non-standard token ``Infinity`` that other readers reject.
+sent to trackers. ``inf`` is nulled as well as NaN because ``json.dumps`` would
+otherwise write the non-standard token ``Infinity`` that other readers reject.
 
 Resuming from a checkpoint at step ``s``: call :meth:`MetricsLogger.truncate_after`
 with ``s`` before logging step ``s + 1``. It drops later rows from both JSONL files and
 reopens tensorboard with ``purge_step=s + 1``, so tensorboard hides the stale events of
-the killed run. wandb cannot rewrite history; a resumed run starts a new wandb run.
+the killed run. wandb and MLflow cannot rewrite history: the trackers continue the run
+they logged to before, and the steps that run already sent (up to the last row of the
+old ``metrics.jsonl``) are not sent twice.
 
 Example:
     >>> with MetricsLogger(Path("runs/demo"), tensorboard=False) as logger:  # doctest: +SKIP
@@ -26,18 +36,104 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from or1.errors import ConfigError, DataError
+from or1.errors import DataError
+from or1.trackers import Tracker
+
+log = logging.getLogger("or1.tracking")
 
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
 TB_DIR = "tb"
 
-log = logging.getLogger("or1.tracking")
+# metrics.jsonl key -> the name trackers show. Keep one entry per metric the loop logs
+# (tests/test_tracking.py runs the loop and checks that none falls through to other/).
+TRACKER_NAMES: dict[str, str] = {
+    # actor/: the policy update
+    "pg_loss": "actor/pg_loss",
+    "clip_frac": "actor/clip_frac",
+    "approx_kl": "actor/approx_kl",  # to the behaviour (old) policy
+    "kl_ref": "actor/kl_ref",  # to the reference policy (algo.kl_beta > 0)
+    "ratio_mean": "actor/ratio_mean",
+    "ratio_max": "actor/ratio_max",
+    "entropy_full": "actor/entropy",  # full-vocabulary token entropy
+    "entropy_sampled": "actor/entropy_sampled",  # the controller's e_k
+    "entropy_coef": "actor/entropy_coef",  # alpha_k used this step
+    "entropy_coef_next": "actor/entropy_coef_next",  # the controller's c after the step
+    "grad_norm": "actor/grad_norm",
+    "lr": "actor/lr",
+    "rollout_logp_diff": "actor/rollout_logp_diff",
+    "n_sgd": "actor/n_sgd",
+    "kept_sequences": "actor/kept_sequences",
+    # rollout/: what was sampled
+    "response_length_mean": "rollout/response_length_mean",
+    "response_length_max": "rollout/response_length_max",
+    "max_response_length": "rollout/max_response_length",
+    "truncation_ratio": "rollout/truncation_ratio",
+    "truncated_correct_ratio": "rollout/truncated_correct_ratio",
+    "tokens_per_second": "rollout/tokens_per_second",
+    "active_prompts": "rollout/active_prompts",
+    "stage": "rollout/stage",
+    # reward/: how it scored
+    "reward_mean": "reward/mean",
+    "accuracy": "reward/accuracy",
+    "kept_group_fraction": "reward/kept_group_fraction",
+    "code_reward_hack_attempts": "reward/code_hack_attempts",
+    # timing/: seconds
+    "rollout_seconds": "timing/rollout",
+    "reward_seconds": "timing/reward",
+    "update_seconds": "timing/update",
+    "step_seconds": "timing/step",
+    "wall_seconds": "timing/wall",
+    # perf/: the device
+    "max_memory_allocated_gb": "perf/max_memory_allocated_gb",
+}
+OTHER_PREFIX = "other/"
+TEST_SPLIT = "test"  # eval/<TEST_SPLIT>/...: the run's own test split
+
+
+def tracker_name(key: str) -> str:
+    """The name trackers show for a ``metrics.jsonl`` key (see ``TRACKER_NAMES``).
+
+    Example:
+        >>> tracker_name("grad_norm"), tracker_name("mystery"), tracker_name("a/b")
+        ('actor/grad_norm', 'other/mystery', 'a/b')
+    """
+    if key in TRACKER_NAMES:
+        return TRACKER_NAMES[key]
+    return key if "/" in key else OTHER_PREFIX + key
+
+
+def device_metrics() -> dict[str, float]:
+    """``max_memory_allocated_gb``: this process's peak CUDA memory since the previous
+    call (GiB of 2**30 bytes, as verl reports it), then the peak is reset, so each step
+    shows its own; {} without CUDA. On Ray, the workers' memory is not in it."""
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return {}
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    torch.cuda.reset_peak_memory_stats()
+    return {"max_memory_allocated_gb": peak}
+
+
+def eval_scalars(row: Mapping[str, Any]) -> dict[str, float]:
+    """An ``eval.jsonl`` row's scalars under ``eval/<benchmark>/`` (``eval/test/``)."""
+    prefix = f"eval/{row.get('benchmark') or TEST_SPLIT}/"
+    scalars: dict[str, float] = {}
+    for key in ("avg_at_k", "mean_response_length", "truncation_ratio", "seconds"):
+        if isinstance(row.get(key), int | float) and not isinstance(row.get(key), bool):
+            scalars[prefix + key] = row[key]
+    pass_at_k = row.get("pass_at_k")
+    if isinstance(pass_at_k, dict):
+        for k, v in pass_at_k.items():
+            if isinstance(v, int | float):
+                scalars[f"{prefix}pass_at_{k}"] = v
+    return scalars
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -140,17 +236,13 @@ def _rewrite_keeping(path: Path, max_step: int) -> None:
 
 
 class MetricsLogger:
-    """Append-only, crash-safe metrics for one run directory.
+    """Append-only, crash-safe metrics for one run directory, fanned out to trackers.
 
     Args:
         run_dir: The run directory; created if missing.
         tensorboard: Also write scalars to ``run_dir/tb`` (writer created on first use).
-        wandb: Also log to Weights & Biases (needs the ``or1[wandb]`` extra).
-        wandb_project: The wandb project name.
-        config: The resolved run config, recorded as the wandb run config.
-
-    Raises:
-        ConfigError: ``wandb=True`` but the ``wandb`` package is not installed.
+        trackers: wandb/MLflow trackers (``or1.trackers.make_trackers``), started at the
+            first row sent to them; resumed when :meth:`truncate_after` came first.
 
     Example:
         >>> logger = MetricsLogger(Path("runs/demo"))  # doctest: +SKIP
@@ -159,13 +251,7 @@ class MetricsLogger:
     """
 
     def __init__(
-        self,
-        run_dir: Path,
-        *,
-        tensorboard: bool = True,
-        wandb: bool = False,
-        wandb_project: str = "or1",
-        config: dict[str, Any] | None = None,
+        self, run_dir: Path, *, tensorboard: bool = True, trackers: Sequence[Tracker] = ()
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,9 +259,12 @@ class MetricsLogger:
         self._files: dict[str, IO[str]] = {}
         self._tb: Any = None  # torch SummaryWriter, created on first use
         self._purge_step: int | None = None
-        self._wandb_run: Any = None
-        if wandb:
-            self._wandb_run = _start_wandb(self.run_dir, wandb_project, config)
+        self._trackers = list(trackers)
+        self._started = False
+        self._resuming = False
+        self._sent_through: int | None = None  # the resumed run's trackers had these steps
+        self._skip: dict[str, int] = {}  # tracker name -> steps up to this were sent before
+        self._failures: dict[str, int] = {}
 
     # -- public API -------------------------------------------------------------------
 
@@ -184,7 +273,7 @@ class MetricsLogger:
 
         Args:
             step: The global step (the x axis of every plot).
-            metrics: Scalar metrics by name. None, NaN and inf are written as null.
+            metrics: Scalar metrics by flat name. None, NaN and inf are written as null.
 
         Raises:
             ValueError: ``metrics`` has a key ``"step"``.
@@ -194,10 +283,7 @@ class MetricsLogger:
             raise ValueError("metrics must not contain 'step'; pass it as the step argument")
         clean = {k: _clean_value(k, v) for k, v in metrics.items()}
         self._append(METRICS_FILE, {"step": int(step), **clean})
-        scalars = {k: v for k, v in clean.items() if v is not None}
-        self._write_tb(step, scalars)
-        if self._wandb_run is not None and scalars:
-            self._wandb_run.log(scalars, step=int(step))
+        self._send(step, {tracker_name(k): v for k, v in clean.items() if v is not None})
 
     def log_eval(self, step: int, result: Mapping[str, Any]) -> None:
         """Record one evaluation (e.g. the base model at step 0, the final policy).
@@ -205,36 +291,27 @@ class MetricsLogger:
         Args:
             step: The training step the evaluated weights come from.
             result: E.g. ``{"label": "base", "avg_at_k": 0.31, "k": 8,
-                "pass_at_k": {"1": 0.31, "8": 0.7}}``; nested values are allowed. With a
-                ``"benchmark"`` key its scalars go under ``eval/<benchmark>/``.
+                "pass_at_k": {"1": 0.31, "8": 0.7}}``; nested values are allowed. Its
+                scalars go to trackers under ``eval/<benchmark>/`` (see ``eval_scalars``).
         """
         row = {"step": int(step), **_clean_tree(dict(result))}
         self._append(EVAL_FILE, row)
-        scalars: dict[str, float] = {}
-        # A benchmark's curves under eval/<benchmark>/, the run's test split under eval/.
-        prefix = f"eval/{row['benchmark']}/" if row.get("benchmark") else "eval/"
-        if isinstance(row.get("avg_at_k"), int | float):
-            scalars[f"{prefix}avg_at_k"] = row["avg_at_k"]
-        pass_at_k = row.get("pass_at_k")
-        if isinstance(pass_at_k, dict):
-            for k, v in pass_at_k.items():
-                if isinstance(v, int | float):
-                    scalars[f"{prefix}pass_at_{k}"] = v
-        self._write_tb(step, scalars)
-        if self._wandb_run is not None and scalars:
-            self._wandb_run.log(scalars, step=int(step))
+        self._send(step, eval_scalars(row))
 
     def truncate_after(self, step: int) -> None:
         """Forget everything logged after ``step`` (resuming from a checkpoint at ``step``).
 
         Rewrites ``metrics.jsonl`` and ``eval.jsonl`` atomically (temp file, then
         ``os.replace``) keeping rows with ``row["step"] <= step``, and reopens tensorboard
-        with ``purge_step=step + 1`` so that its readers drop the stale events.
+        with ``purge_step=step + 1`` so that its readers drop the stale events. Trackers
+        started after this continue their earlier runs.
 
         Args:
             step: The last step to keep.
         """
         self._close_files()
+        logged = [r["step"] for r in read_jsonl(self.run_dir / METRICS_FILE) if "step" in r]
+        self._resuming, self._sent_through = True, max([step, *logged])
         for name in (METRICS_FILE, EVAL_FILE):
             _rewrite_keeping(self.run_dir / name, step)
         if self.tensorboard:
@@ -244,15 +321,17 @@ class MetricsLogger:
             self._purge_step = step + 1
             self._writer()  # now, so the purge marker exists even if nothing follows
 
-    def close(self) -> None:
-        """Flush and close every file and backend. Safe to call twice."""
+    def close(self, *, failed: bool = False) -> None:
+        """Flush and close every file and backend (``failed``: the run raised). Safe to
+        call twice."""
         self._close_files()
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self._wandb_run is not None:
-            self._wandb_run.finish()
-            self._wandb_run = None
+        if self._started:
+            for tracker in self._trackers:
+                tracker.close(failed=failed)
+            self._started = False
 
     def __enter__(self) -> MetricsLogger:
         return self
@@ -263,9 +342,36 @@ class MetricsLogger:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(failed=exc_type is not None)
 
     # -- internals --------------------------------------------------------------------
+
+    def _send(self, step: int, scalars: Mapping[str, float]) -> None:
+        """Scalars (namespaced) to tensorboard and the trackers."""
+        if not scalars:
+            return
+        self._write_tb(step, scalars)
+        if not self._started:
+            for tracker in self._trackers:
+                continued = tracker.start(resume=self._resuming)
+                if continued and self._sent_through is not None:
+                    self._skip[tracker.name] = self._sent_through
+            self._started = True
+        for tracker in self._trackers:
+            if step <= self._skip.get(tracker.name, -1):
+                continue  # the run being resumed sent this step already
+            try:
+                tracker.log(int(step), scalars)
+            except Exception as err:  # a tracker hiccup must not stop training
+                n = self._failures[tracker.name] = self._failures.get(tracker.name, 0) + 1
+                if n == 1:
+                    log.warning(
+                        "%s could not log step %d (%s); training goes on, "
+                        "metrics.jsonl has every step",
+                        tracker.name,
+                        step,
+                        err,
+                    )
 
     def _append(self, name: str, row: dict[str, Any]) -> None:
         f = self._files.get(name)
@@ -294,7 +400,7 @@ class MetricsLogger:
         return self._tb
 
     def _write_tb(self, step: int, scalars: Mapping[str, float]) -> None:
-        if not self.tensorboard or not scalars:
+        if not self.tensorboard:
             return
         writer = self._writer()
         if writer is None:
@@ -307,15 +413,3 @@ class MetricsLogger:
         for f in self._files.values():
             f.close()
         self._files.clear()
-
-
-def _start_wandb(run_dir: Path, project: str, config: dict[str, Any] | None) -> Any:
-    """Import wandb and start a run, or explain how to install it."""
-    try:
-        import wandb  # optional extra
-    except ImportError as err:
-        raise ConfigError(
-            "logging.wandb is on but the wandb package is not installed.",
-            hint="pip install or1[wandb], or set logging.wandb=false.",
-        ) from err
-    return wandb.init(project=project, name=run_dir.name, dir=str(run_dir), config=config)

@@ -59,10 +59,11 @@ from or1.evaluate import (
     load_benchmarks,
 )
 from or1.objective import ObjectiveSettings, magic_loss
-from or1.progress import progress_bar
+from or1.progress import progress_bar, step_fields
 from or1.rewards import rewards_from_config, score_rollouts
 from or1.rewards.scoring import step_breakdown
-from or1.tracking import MetricsLogger
+from or1.trackers import make_trackers
+from or1.tracking import MetricsLogger, device_metrics
 
 log = logging.getLogger("or1.trainer")
 
@@ -375,8 +376,7 @@ class Trainer:
         logger = MetricsLogger(
             self.run_dir,
             tensorboard=cfg.logging.tensorboard,
-            wandb=cfg.logging.wandb,
-            config=cfg.model_dump(mode="json"),
+            trackers=make_trackers(cfg.logging, self.run_dir, cfg.model_dump(mode="json")),
         )
         # Wall time counts from process start (data, model, warm-up included) and, on
         # resume, continues from the checkpoint's.
@@ -390,8 +390,10 @@ class Trainer:
             for summary in self.base_eval:
                 logger.log_eval(0, summary)
         total = cfg.total_steps
-        with logger, progress_bar("RL steps", total, show=self.show) as bar:
-            bar.advance(self.step)
+        steps_bar = progress_bar(
+            "RL steps", total, show=self.show, line_every=0, completed=self.step
+        )
+        with logger, steps_bar as bar:
             while self.step < total:
                 self.step += 1
                 index = stage_of(cfg.stages, self.step)
@@ -401,12 +403,10 @@ class Trainer:
                 metrics["step_seconds"] = sum(metrics.get(k, 0.0) for k in STEP_PARTS)
                 self.elapsed = time.perf_counter() - start
                 metrics["wall_seconds"] = self.elapsed
+                metrics.setdefault("lr", cfg.optim.lr)  # constant: or1 has no lr schedule
+                metrics.update(device_metrics())
                 logger.log(self.step, metrics)
-                bar.advance(
-                    1,
-                    reward=f"{metrics['reward_mean']:.2f}",
-                    H=f"{metrics.get('entropy_sampled', float('nan')):.2f}",
-                )
+                bar.advance(1, **step_fields(metrics, stages=len(cfg.stages)))
                 stage_end = self.step == sum(s.steps for s in cfg.stages[: index + 1])
                 if self.step % cfg.train.checkpoint_every == 0 or stage_end or self.step == total:
                     self.save()

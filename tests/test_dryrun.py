@@ -87,6 +87,7 @@ def test_dry_run_of_files_reads_every_row_and_no_weights(
     assert f"Qwen2ForCausalLM, {params / 1e6:.2f}M parameters in 1 safetensors files" in out
     assert "fit rollout.max_prompt_length=2048: train 7, test 3, benchmark mybench 5" in out
     assert "3 stages" not in out and "steps in all" in out
+    assert "trackers   metrics.jsonl, tensorboard\n" in out
     # Nothing was written: no run directory, no cache.
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
 
@@ -153,13 +154,20 @@ def test_tiny_arith_dry_run_creates_nothing(
     tmp_path: Path, small_args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     fresh_cache = tmp_path / "fresh-cache"
-    args = [*small_args, f"cache_dir={fresh_cache}", "name=probe"]
+    args = [*small_args, f"cache_dir={fresh_cache}", "name=probe", "logging.wandb.mode=offline"]
+    args += [
+        "logging.wandb.enabled=true",
+        "logging.mlflow.enabled=true",
+        "logging.mlflow.experiment=e1",
+    ]
+    args += [f"logging.mlflow.tracking_uri={(tmp_path / 'mlruns').as_uri()}"]
     assert main(["train", "--dry-run", *args]) == 0
     out = capsys.readouterr().out
     assert "train 64 problems, test 12 (task tiny-arith)" in out
     assert "warm-up of 40 steps runs first" in out
     assert "1) 3 steps x 4 prompts x 4 samples, 32 tokens" in out
     assert "6 steps in all" in out
+    assert "wandb (project or1, run probe, offline), mlflow (experiment e1 at file:" in out
     assert not (tmp_path / "runs").exists() and not fresh_cache.exists()
 
 

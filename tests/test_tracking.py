@@ -1,19 +1,27 @@
-"""MetricsLogger: JSONL rows, crash tolerance, truncation on resume, tensorboard, wandb."""
+"""MetricsLogger: JSONL rows, crash tolerance, truncation on resume, tensorboard, the
+namespaced tracker names, and the fan-out to trackers (fakes here; the real wandb and
+MLflow in tests/test_trackers.py)."""
 
 from __future__ import annotations
 
-import json
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from or1.errors import ConfigError, DataError
-from or1.tracking import MetricsLogger, read_jsonl
+from or1.errors import DataError
+from or1.tracking import (
+    TRACKER_NAMES,
+    MetricsLogger,
+    device_metrics,
+    eval_scalars,
+    read_jsonl,
+    tracker_name,
+)
 
 
 def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -85,20 +93,28 @@ def test_read_jsonl_rejects_corrupt_middle_line(tmp_path: Path) -> None:
     assert read_jsonl(tmp_path / "missing.jsonl") == []
 
 
-def test_tensorboard_events_hold_the_scalars(tmp_path: Path) -> None:
+def test_tensorboard_events_hold_the_namespaced_scalars(tmp_path: Path) -> None:
     with MetricsLogger(tmp_path) as logger:
-        logger.log(1, {"reward_mean": 0.25, "entropy_full": None})
-        logger.log(2, {"reward_mean": 0.75})
+        logger.log(1, {"reward_mean": 0.25, "entropy_full": None, "grad_norm": 2.0})
+        logger.log(2, {"reward_mean": 0.75, "mystery": 1.0})
         logger.log_eval(2, {"label": "final", "avg_at_k": 0.5, "k": 8, "pass_at_k": {"8": 0.9}})
         logger.log_eval(2, {"label": "final", "benchmark": "aime24", "avg_at_k": 0.125, "k": 8})
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    assert _scalars(tmp_path, "reward_mean") == [(1, 0.25), (2, 0.75)]
-    assert _scalars(tmp_path, "eval/avg_at_k") == [(2, 0.5)]
-    assert _scalars(tmp_path, "eval/pass_at_8") == [(2, pytest.approx(0.9))]
+    assert _scalars(tmp_path, "reward/mean") == [(1, 0.25), (2, 0.75)]
+    assert _scalars(tmp_path, "actor/grad_norm") == [(1, 2.0)]
+    assert _scalars(tmp_path, "other/mystery") == [(2, 1.0)]
+    assert _scalars(tmp_path, "eval/test/avg_at_k") == [(2, 0.5)]
+    assert _scalars(tmp_path, "eval/test/pass_at_8") == [(2, pytest.approx(0.9))]
     assert _scalars(tmp_path, "eval/aime24/avg_at_k") == [(2, 0.125)]
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
-    assert "entropy_full" not in acc.Tags()["scalars"]  # None is not sent
+    assert "actor/entropy" not in acc.Tags()["scalars"]  # None is not sent
+    # metrics.jsonl keeps the flat keys scripts read.
+    assert read_jsonl(tmp_path / "metrics.jsonl")[1] == {
+        "step": 2,
+        "reward_mean": 0.75,
+        "mystery": 1.0,
+    }
 
 
 def test_truncate_after_purges_tensorboard_events(tmp_path: Path) -> None:
@@ -108,39 +124,129 @@ def test_truncate_after_purges_tensorboard_events(tmp_path: Path) -> None:
     with MetricsLogger(tmp_path) as logger:
         logger.truncate_after(2)
         logger.log(3, {"reward_mean": 30.0})
-    assert _scalars(tmp_path, "reward_mean") == [(1, 1.0), (2, 2.0), (3, 30.0)]
+    assert _scalars(tmp_path, "reward/mean") == [(1, 1.0), (2, 2.0), (3, 30.0)]
 
 
-def test_wandb_missing_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` fail
-    with pytest.raises(ConfigError, match=r"pip install or1\[wandb\]"):
-        MetricsLogger(tmp_path, tensorboard=False, wandb=True)
+def test_tracker_names_table() -> None:
+    assert tracker_name("reward_mean") == "reward/mean"
+    assert tracker_name("entropy_full") == "actor/entropy"
+    assert tracker_name("lr") == "actor/lr"
+    assert tracker_name("tokens_per_second") == "rollout/tokens_per_second"
+    assert tracker_name("step_seconds") == "timing/step"
+    assert tracker_name("not_in_the_table") == "other/not_in_the_table"
+    assert tracker_name("custom/already_named") == "custom/already_named"
+    names = list(TRACKER_NAMES.values())
+    assert len(set(names)) == len(names)  # no two metrics on one curve
+    prefixes = {name.split("/")[0] for name in names}
+    assert prefixes == {"actor", "rollout", "reward", "timing", "perf"}
 
 
-def test_wandb_receives_scalars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, Any]] = []
+def test_eval_scalars_go_under_the_benchmark() -> None:
+    row = {
+        "label": "base",
+        "benchmark": "aime25",
+        "avg_at_k": 0.2,
+        "k": 4,
+        "seconds": 3.5,
+        "pass_at_k": {"1": 0.2, "4": 0.5},
+        "problems": 30,
+    }
+    assert eval_scalars(row) == {
+        "eval/aime25/avg_at_k": 0.2,
+        "eval/aime25/seconds": 3.5,
+        "eval/aime25/pass_at_1": 0.2,
+        "eval/aime25/pass_at_4": 0.5,
+    }
+    assert set(eval_scalars({"avg_at_k": 0.1})) == {"eval/test/avg_at_k"}
 
-    class FakeRun:
-        def log(self, data: dict[str, float], step: int) -> None:
-            calls.append(("log", (data, step)))
 
-        def finish(self) -> None:
-            calls.append(("finish", None))
+class FakeTracker:
+    """Records what the logger asks of a tracker."""
 
-    def init(**kwargs: Any) -> FakeRun:
-        calls.append(("init", kwargs))
-        return FakeRun()
+    name = "fake"
 
-    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
-    config = {"algo": {"clip_high": 0.265}}
-    with MetricsLogger(
-        tmp_path, tensorboard=False, wandb=True, wandb_project="p", config=config
-    ) as logger:
-        logger.log(4, {"reward_mean": 0.5, "entropy_full": None})
-    assert calls[0][0] == "init"
-    assert calls[0][1]["project"] == "p" and calls[0][1]["config"] == config
-    assert calls[1:] == [("log", ({"reward_mean": 0.5}, 4)), ("finish", None)]
-    assert json.loads((tmp_path / "metrics.jsonl").read_text())["reward_mean"] == 0.5
+    def __init__(self, *, continues: bool = True, fail_logs: bool = False) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.continues, self.fail_logs = continues, fail_logs
+
+    def start(self, *, resume: bool) -> bool:
+        self.calls.append(("start", resume))
+        return resume and self.continues
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        if self.fail_logs:
+            raise ConnectionError("tracking server unreachable")
+        self.calls.append(("log", (step, dict(scalars))))
+
+    def close(self, *, failed: bool) -> None:
+        self.calls.append(("close", failed))
+
+
+def test_trackers_get_namespaced_finite_scalars(tmp_path: Path) -> None:
+    fake = FakeTracker()
+    with MetricsLogger(tmp_path, tensorboard=False, trackers=[fake]) as logger:
+        assert fake.calls == []  # started at the first row, not before
+        logger.log_eval(0, {"label": "base", "avg_at_k": 0.25, "k": 2})
+        logger.log(1, {"reward_mean": 0.5, "entropy_full": None, "clip_frac": float("nan")})
+    assert fake.calls == [
+        ("start", False),
+        ("log", (0, {"eval/test/avg_at_k": 0.25})),
+        ("log", (1, {"reward/mean": 0.5})),
+        ("close", False),
+    ]
+
+
+def test_a_resumed_run_continues_without_resending_steps(tmp_path: Path) -> None:
+    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+        for step in range(1, 6):  # the killed run logged 5 steps; its checkpoint is at 3
+            logger.log(step, {"reward_mean": step / 10})
+    fake = FakeTracker()
+    with MetricsLogger(tmp_path, tensorboard=False, trackers=[fake]) as logger:
+        logger.truncate_after(3)
+        for step in range(4, 8):
+            logger.log(step, {"reward_mean": step / 10})
+    # Steps 4 and 5 were sent by the killed run: the continued tracker run skips them.
+    assert [c for c in fake.calls if c[0] != "log"] == [("start", True), ("close", False)]
+    assert [c[1][0] for c in fake.calls if c[0] == "log"] == [6, 7]
+    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == list(range(1, 8))
+    # A tracker that had no run to continue (turned on at resume) gets every new step.
+    fresh = FakeTracker(continues=False)
+    with MetricsLogger(tmp_path, tensorboard=False, trackers=[fresh]) as logger:
+        logger.truncate_after(6)
+        logger.log(7, {"reward_mean": 0.7})
+    assert [c[1][0] for c in fresh.calls if c[0] == "log"] == [7]
+
+
+def test_a_failing_run_is_closed_as_failed_and_tracker_errors_do_not_stop_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeTracker()
+    with pytest.raises(RuntimeError), MetricsLogger(tmp_path, trackers=[fake]) as logger:
+        logger.log(1, {"reward_mean": 0.5})
+        raise RuntimeError("non-finite loss")
+    assert fake.calls[-1] == ("close", True)
+    broken = FakeTracker(fail_logs=True)
+    with MetricsLogger(tmp_path / "b", tensorboard=False, trackers=[broken]) as logger:
+        logger.log(1, {"reward_mean": 0.5})
+        logger.log(2, {"reward_mean": 0.6})
+    assert [r["step"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")] == [1, 2]
+    warnings = [r for r in caplog.records if "could not log" in r.getMessage()]
+    assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
+
+
+def test_device_metrics_report_the_peak_of_each_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert device_metrics() == {}  # no CUDA here
+    # The CUDA calls are the unreachable boundary on this CPU machine: fake them.
+    peaks = iter([3 * 2**30, 1.5 * 2**30])
+    resets: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: next(peaks))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: resets.append(True))
+    assert device_metrics() == {"max_memory_allocated_gb": 3.0}
+    assert device_metrics() == {"max_memory_allocated_gb": 1.5}
+    assert resets == [True, True]
+    assert tracker_name("max_memory_allocated_gb") == "perf/max_memory_allocated_gb"
 
 
 def test_without_tensorboard_metrics_go_to_jsonl_only(

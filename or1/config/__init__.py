@@ -49,9 +49,11 @@ from or1.config.run import (
     EvalConfig,
     HFRolloutConfig,
     LoggingConfig,
+    MlflowConfig,
     RolloutConfig,
     TrainConfig,
     VLLMRolloutConfig,
+    WandbConfig,
     check_trainable,
 )
 
@@ -71,6 +73,7 @@ __all__ = [
     "EvalConfig",
     "HFRolloutConfig",
     "LoggingConfig",
+    "MlflowConfig",
     "ModelConfig",
     "OfflineFilterConfig",
     "OptimConfig",
@@ -82,6 +85,7 @@ __all__ = [
     "TinyModelConfig",
     "TrainConfig",
     "VLLMRolloutConfig",
+    "WandbConfig",
     "WarmupConfig",
     "apply_override",
     "build_config",

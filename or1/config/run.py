@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from or1.config.algo import AlgoConfig, OptimConfig, StageConfig
 from or1.config.base import RECIPE_PROMPT_SUFFIX, Section
@@ -95,10 +95,49 @@ class DistributedConfig(Section):
     rollout_workers: int | None = Field(None, gt=0)
 
 
+class WandbConfig(Section):
+    """``logging.wandb``: Weights & Biases (the ``or1[wandb]`` extra). A setting left
+    None takes the usual environment variable, then the default; a resumed run continues
+    the same wandb run (its id is kept in the run directory's ``trackers.json``)."""
+
+    enabled: bool = False
+    project: str | None = Field(None, description="None: $WANDB_PROJECT, else 'or1'")
+    entity: str | None = Field(None, description="None: $WANDB_ENTITY, else your default")
+    group: str | None = Field(None, description="None: $WANDB_RUN_GROUP, else no group")
+    tags: list[str] | None = Field(None, description="None: $WANDB_TAGS (comma-separated)")
+    name: str | None = Field(None, description="None: $WANDB_NAME, else the run dir's name")
+    mode: Literal["online", "offline", "disabled"] | None = Field(
+        None, description="None: $WANDB_MODE, else online"
+    )
+
+
+class MlflowConfig(Section):
+    """``logging.mlflow``: MLflow (the ``or1[mlflow]`` extra); a resumed run continues the
+    same MLflow run. A ``file:`` or plain-path tracking URI is MLflow's file store."""
+
+    enabled: bool = False
+    tracking_uri: str | None = Field(
+        None, description="None: $MLFLOW_TRACKING_URI, else MLflow's default (./mlruns)"
+    )
+    experiment: str | None = Field(None, description="None: $MLFLOW_EXPERIMENT_NAME, else 'or1'")
+    run_name: str | None = Field(None, description="None: the run directory's name")
+
+
 class LoggingConfig(Section):
+    """Where metrics go besides ``metrics.jsonl`` (always written), and progress output."""
+
     tensorboard: bool = True
-    wandb: bool = False
+    wandb: WandbConfig = WandbConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    # Progress bars on a terminal; one plain line per step (and per 10% of warm-up and
+    # evaluation) when stdout is not a terminal; nothing when false (or --quiet).
     progress: bool = True
+
+    @field_validator("wandb", "mlflow", mode="before")
+    @classmethod
+    def _bool_means_enabled(cls, value: object) -> object:
+        # logging.wandb=true (and configs saved before these sections) still work.
+        return {"enabled": value} if isinstance(value, bool) else value
 
 
 class Config(Section):
