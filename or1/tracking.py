@@ -9,9 +9,9 @@ a killed run keeps everything it logged; at worst the last line is cut short, wh
 Trackers (tensorboard, and the wandb/MLflow runs of ``or1.trackers``) get the same
 scalars under namespaced names, grouped the way verl and TRL users read them: one table,
 ``TRACKER_NAMES`` (``actor/``, ``rollout/``, ``reward/``, ``timing/`` in seconds,
-``perf/``). A key without an entry goes under ``other/<key>``; a key that already holds
-a ``/`` is sent as it is. Evaluations go under ``eval/<benchmark>/`` (the run's own test
-split: ``eval/test/``).
+``perf/``); a per-group ``<key>/<group>`` follows its key. A key without an entry goes
+under ``other/<key>``; any other key that already holds a ``/`` is sent as it is.
+Evaluations go under ``eval/<benchmark>/`` (the run's own test split: ``eval/test/``).
 
 Values that JSON cannot carry (None, NaN, +-inf) are written as ``null`` and are not
 sent to trackers. ``inf`` is nulled as well as NaN because ``json.dumps`` would
@@ -99,13 +99,21 @@ TEST_SPLIT = "test"  # eval/<TEST_SPLIT>/...: the run's own test split
 def tracker_name(key: str) -> str:
     """The name trackers show for a ``metrics.jsonl`` key (see ``TRACKER_NAMES``).
 
+    A per-group metric ``<key>/<group>`` (e.g. ``accuracy/math``, ``accuracy/src/gsm8k``
+    from ``or1.rewards.scoring``) follows its key: ``reward/accuracy/math``.
+
     Example:
         >>> tracker_name("grad_norm"), tracker_name("mystery"), tracker_name("a/b")
         ('actor/grad_norm', 'other/mystery', 'a/b')
+        >>> tracker_name("reward_mean/src/gsm8k")
+        'reward/mean/src/gsm8k'
     """
     if key in TRACKER_NAMES:
         return TRACKER_NAMES[key]
-    return key if "/" in key else OTHER_PREFIX + key
+    base, slash, group = key.partition("/")
+    if slash and base in TRACKER_NAMES:
+        return f"{TRACKER_NAMES[base]}/{group}"
+    return key if slash else OTHER_PREFIX + key
 
 
 def device_metrics() -> dict[str, float]:

@@ -135,6 +135,12 @@ def test_tracker_names_table() -> None:
     assert tracker_name("step_seconds") == "timing/step"
     assert tracker_name("not_in_the_table") == "other/not_in_the_table"
     assert tracker_name("custom/already_named") == "custom/already_named"
+    # Per-ability and per-source breakdowns (or1.rewards.scoring) follow their metric.
+    assert tracker_name("accuracy/math") == "reward/accuracy/math"
+    assert (
+        tracker_name("response_length_mean/src/gsm8k") == "rollout/response_length_mean/src/gsm8k"
+    )
+    assert tracker_name("code_reward_hack_attempts") == "reward/code_hack_attempts"
     names = list(TRACKER_NAMES.values())
     assert len(set(names)) == len(names)  # no two metrics on one curve
     prefixes = {name.split("/")[0] for name in names}
