@@ -99,6 +99,8 @@ def smoke_overrides(model: Path, runs: Path, args: argparse.Namespace) -> list[s
         "algo.entropy.mode=fixed",  # ... and update through the entropy bonus
         "algo.entropy.coef=0.01",
         "optim.lr=1.0e-5",
+        # 8 rows x 256 tokens x 151,936 logits x (2 + 12) bytes: 4.4 GiB for the LM head
+        "train.micro_batch_size=8",
         "train.checkpoint_every=1",
         "train.save_samples=0",
         "eval.before=false",
