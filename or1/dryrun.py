@@ -43,7 +43,6 @@ from or1.errors import ConfigError, DataError, DryRunError, Or1Error
 T = TypeVar("T")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 # Optional packages by what needs them: (module, install hint).
-ENGINE_PACKAGES = {"vllm": ("vllm", "pip install 'or1[vllm]' (GPU)")}
 BACKEND_PACKAGES = {"ray": ("ray", "pip install 'or1[ray]'")}
 
 
@@ -93,6 +92,9 @@ def dry_run(cfg: Config, run_dir: Path, *, resume: bool = False) -> list[str]:
     if tokenizer is not None and splits is not None:
         sets = {"train": splits[0], "test": splits[1], **(benchmarks or {})}
         checks.run("prompts", functools.partial(_check_prompts, cfg, tokenizer, sets))
+    memory = _memory(cfg) if tokenizer is not None else None
+    if memory:
+        checks.lines.append(f"{'memory':<11}{memory}")
     checks.lines.append(f"{'stages':<11}{_stages(cfg)}")
     checks.raise_errors()
     return [f"or1 dry run of preset {cfg.preset}: nothing trained, nothing written", *checks.lines]
@@ -132,8 +134,11 @@ def _check_packages(cfg: Config) -> tuple[str, None]:
     from or1.engine.factory import engine_kind
 
     engine_kind(cfg.rollout.engine)
-    needs = [ENGINE_PACKAGES.get(cfg.rollout.engine), BACKEND_PACKAGES.get(cfg.distributed.backend)]
-    for module, hint in filter(None, needs):
+    if cfg.rollout.engine == "vllm":  # the check training starts with (or1.plan.preflight)
+        from or1.engine.vllm_rollout import check_vllm_runtime
+
+        check_vllm_runtime(distributed=cfg.distributed.backend == "ray")
+    for module, hint in filter(None, [BACKEND_PACKAGES.get(cfg.distributed.backend)]):
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"this run needs the {module} package, not installed.", hint=hint)
     device = resolve_device(cfg.model)
@@ -279,6 +284,25 @@ def _numel(shape: list[int]) -> int:
     for dim in shape:
         n *= dim
     return n
+
+
+def _memory(cfg: Config) -> str | None:
+    """The memory plan's verdict for a model.path run (``or1 plan`` prints its table);
+    None when there is no plan (the tiny model, a GGUF file)."""
+    from or1.plan import make_plan, model_shape, settings_of
+    from or1.plan.report import device_memory
+
+    if cfg.model.path is None or cfg.model.gguf_file or cfg.model.path.endswith(".gguf"):
+        return None
+    try:
+        shape = model_shape(cfg.model.path)
+    except (ConfigError, ValueError, OSError):
+        return None
+    device, gib = device_memory(cfg)
+    plan = make_plan(shape, settings_of(cfg, device=device), gpu_gib=gib)
+    peak = plan.peak / 2**30
+    verdict = "fits" if plan.fits else "does NOT fit (training warns)"
+    return f"{verdict}: peak {peak:.1f} of {gib:.0f} GiB ({device}); `or1 plan` has the table"
 
 
 # ---- prompts and stages -------------------------------------------------------------------

@@ -4,6 +4,7 @@ or created; failures come back as one paragraph with exit code 2."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import transformers
 from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.cli import main
 from or1.config import RECIPE_PROMPT_SUFFIX, TinyModelConfig, load_config, save_config
+from or1.errors import ConfigError
 
 CORPUS = [f"What is {i} + {i}? {RECIPE_PROMPT_SUFFIX} \\boxed{{{2 * i}}}" for i in range(40)]
 
@@ -88,6 +90,7 @@ def test_dry_run_of_files_reads_every_row_and_no_weights(
     assert "fit rollout.max_prompt_length=2048: train 7, test 3, benchmark mybench 5" in out
     assert "3 stages" not in out and "steps in all" in out
     assert "trackers   metrics.jsonl, tensorboard\n" in out
+    assert re.search(r"\nmemory     fits: peak [\d.]+ of \d+ GiB \(cpu\); `or1 plan`", out)
     # Nothing was written: no run directory, no cache.
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
 
@@ -186,3 +189,22 @@ def test_resume_dry_run_needs_a_checkpoint(
     save_config(load_config("tiny-arith", small_args), run / "config.yaml")
     assert main(["train", "--dry-run", "--resume", str(run)]) == 2
     assert f"no checkpoint found at {run}" in capsys.readouterr().err
+
+
+def test_the_vllm_engine_gets_the_runtime_check_training_starts_with(
+    tmp_path: Path,
+    model_dir: tuple[Path, int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls: list[bool] = []
+
+    def check(*, distributed: bool = False) -> None:  # vLLM itself is not installed here
+        calls.append(distributed)
+        raise ConfigError("rollout.engine=vllm needs a GPU: vLLM found no device.")
+
+    monkeypatch.setattr("or1.engine.vllm_rollout.check_vllm_runtime", check)
+    train = _jsonl(tmp_path / "train.jsonl", [_row(1)])
+    args = [*_files_args(tmp_path, model_dir[0], train), "rollout.engine=vllm"]
+    assert main(["train", "--dry-run", *args]) == 2
+    assert calls == [False] and "vLLM found no device" in capsys.readouterr().err
