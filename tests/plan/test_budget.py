@@ -97,8 +97,8 @@ def test_7b_on_8_gpus_at_32k_with_vllm(shape7: ModelShape) -> None:
     assert (plan.total("held"), plan.total("update"), plan.total("rollout")) == (held, update, 0)
     assert plan.peak == held + update and not plan.fits  # the unchunked LM head: 65 GiB
     chunked = make_plan(shape7, Settings(**{**vars(x), "logits_chunk": 2048}), gpu_gib=80)
-    assert chunked.item("LM head, log-probs").bytes == 2048 * 152064 * 14
-    assert chunked.peak == plan.peak - (32768 - 2048) * 152064 * 14
+    assert chunked.item("LM head, log-probs").bytes == 2048 * 152064 * 8  # two fp32 [K, V]
+    assert chunked.peak == plan.peak - 32768 * 152064 * 14 + 2048 * 152064 * 8
     assert chunked.fits == (chunked.peak <= 80 * GIB)
 
 
@@ -136,7 +136,7 @@ def test_32b_on_one_gpu_with_the_hf_engine(q32b: Path) -> None:
         "compute copies": P32 * 2,  # autocast's bf16 copies of the fp32 masters
         "unsharded gradients": 0,
         "activations": 64 * s * a + s * 2 * (2 * 27648 + 2 * 5120),
-        "LM head, log-probs": 4096 * 152064 * 14,
+        "LM head, log-probs": 4096 * 152064 * 8,
         "rollout weights": 0,  # the hf engine decodes with the policy's model
         "KV cache (hf)": 64 * s * 64 * 2 * 1024 * 2,  # 2 groups of 32 rows
         "sampling": 64 * 152064 * (2 + 16),
