@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="run the MAGIC loop (default preset: tiny-arith)")
     train.add_argument("--preset", default="tiny-arith", help="preset name or YAML file")
     train.add_argument("--resume", type=Path, help="continue the run in this directory")
+    train.add_argument(
+        "--fallback-to-verified",
+        action="store_true",
+        help="with --resume: if the latest checkpoint is damaged, resume from the newest "
+        "one that verifies (else a damaged checkpoint is an error)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.add_argument(
         "--dry-run",
@@ -54,41 +60,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_dir(cfg_runs: str, name: str | None, preset: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(cfg_runs) / (name or f"{Path(preset).stem}-{stamp}")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from or1.config import load_config, load_saved_config
+    from or1.config import check_trainable, load_config, load_saved_config
+    from or1.errors import ConfigError
+    from or1.rundir import CONFIG_FILE, probe_writable, refuse_existing, run_dir_for
     from or1.trainer import Trainer
 
+    if args.fallback_to_verified and args.resume is None:
+        raise ConfigError("--fallback-to-verified applies to --resume RUN only.")
     if args.resume is not None:
-        cfg = load_saved_config(args.resume / "config.yaml", args.overrides)
+        cfg = load_saved_config(args.resume / CONFIG_FILE, args.overrides)
         run_dir = args.resume
     else:
         cfg = load_config(args.preset, args.overrides)
-        from or1.config import check_trainable
-
         check_trainable(cfg)
-        run_dir = _run_dir(cfg.runs_dir, cfg.name, cfg.preset)
-        if (run_dir / "ckpt").exists():
-            from or1.errors import ConfigError
-
-            raise ConfigError(
-                f"run directory {run_dir} already holds checkpoints.",
-                hint=f"continue it with `or1 train --resume {run_dir}` or choose another name=.",
-            )
+        run_dir = run_dir_for(cfg)
+        refuse_existing(run_dir)
     if args.dry_run:
         from or1.dryrun import dry_run
 
         print("\n".join(dry_run(cfg, run_dir, resume=args.resume is not None)))
         return 0
+    probe_writable(run_dir)  # now, not after the data, model and warm-up are ready
     from or1.plan import preflight
 
     preflight(cfg)  # vLLM can start here; the memory plan of a model.path run
     with Trainer(cfg, run_dir, show_progress=not args.quiet and cfg.logging.progress) as trainer:
-        summary = trainer.run(resume=args.resume)
+        summary = trainer.run(resume=args.resume, fallback=args.fallback_to_verified)
     from or1.report import write_report
 
     report = write_report(run_dir)
@@ -115,9 +113,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.checkpoint is not None:
-        from or1.checkpoint import find_checkpoint
+        from or1.checkpoint import load_checkpoint
 
-        overrides.append(f"model.path={find_checkpoint(args.checkpoint) / 'model'}")
+        overrides.append(f"model.path={load_checkpoint(args.checkpoint).model_dir}")
     cfg = load_config(args.preset, overrides)
     out = args.out or Path(cfg.runs_dir) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_eval(cfg, out, show=not args.quiet)

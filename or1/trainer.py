@@ -29,6 +29,7 @@ from or1.algo import (
 )
 from or1.batch import build_batch, mini_batch_rows
 from or1.build import (
+    check_lengths,
     encode_prompt,
     fit_prompts,
     load_model,
@@ -36,15 +37,13 @@ from or1.build import (
     make_engines,
     seed_everything,
 )
-from or1.build.models import load_pretrained
 from or1.checkpoint import (
+    Checkpoint,
     global_rng_state,
-    load_checkpoint,
-    load_training_state,
     save_checkpoint,
-    set_global_rng_state,
+    training_state_writer,
 )
-from or1.config import Config, StageConfig, save_config
+from or1.config import Config, StageConfig
 from or1.data.problem import Problem
 from or1.data.sampler import PromptSampler
 from or1.engine.policy import RolloutBatch
@@ -60,10 +59,11 @@ from or1.evaluate import (
 )
 from or1.objective import ObjectiveSettings, magic_loss
 from or1.progress import progress_bar, step_fields
+from or1.resume import open_run, restore
 from or1.rewards import rewards_from_config, score_rollouts
 from or1.rewards.scoring import step_breakdown
-from or1.trackers import make_trackers
-from or1.tracking import MetricsLogger, device_metrics
+from or1.rundir import config_text, ensure_run_dir
+from or1.tracking import device_metrics
 
 log = logging.getLogger("or1.trainer")
 
@@ -104,7 +104,6 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, *, show_progress: bool = True) -> None:
         created = time.perf_counter()
         self.cfg, self.run_dir, self.show = cfg, Path(run_dir), show_progress
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
@@ -125,6 +124,9 @@ class Trainer:
         # each of eval.benchmarks (loaded now, so a missing file fails before training).
         self.eval_sets = [EvalSet(self.test_problems, test_ids)] if self.test_problems else []
         self.eval_sets += benchmark_sets(benchmarks, encode, limit)
+        prompts = [*self._prompt_cache.values()]
+        prompts += [ids for s in self.eval_sets for ids in s.prompt_ids.values()]
+        check_lengths(cfg, self.model, map(len, prompts))
         self.by_uid: dict[str, Problem] = {p.uid: p for p in self.train_problems}
         engines = make_engines(cfg, self.model, self.tokenizer)
         self.policy, self.engine, self.sync_weights = (
@@ -140,6 +142,7 @@ class Trainer:
         self.elapsed = 0.0
         self.base_eval: list[dict[str, Any]] = []  # summaries of the base evaluation
         self.setup_seconds = time.perf_counter() - created  # data, model, warm-up
+        ensure_run_dir(self.run_dir)  # last: a failed start leaves no empty run directory
 
     def close(self) -> None:
         """Stop the worker processes of rollout.hf.processes > 1 (idempotent; they are
@@ -340,50 +343,43 @@ class Trainer:
         }
 
     def save(self) -> Path:
+        """Write ``ckpt/step_<step>`` (TrainingError, and nothing written, on NaN/inf)."""
         return save_checkpoint(
             self.run_dir / "ckpt",
             step=self.step,
             model=self.model,
             tokenizer=self.tokenizer,
-            optimizer_state=self.policy.optimizer_state(),
+            write_training_state=training_state_writer(self.policy, step=self.step),
             rng={"global": global_rng_state(), "engine": self.engine.rng_state()},
             state=self.state(),
+            config_text=config_text(self.cfg),
             keep=self.cfg.train.keep_checkpoints,
         )
 
-    def restore(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
-        optimizer, rng = load_training_state(ckpt)
-        model, _ = load_pretrained(ckpt.model_dir, self.cfg.model)
-        self.policy.load_weights(model.state_dict())
-        self.engine.load_weights(model.state_dict())
-        self.policy.load_optimizer_state(optimizer)
-        set_global_rng_state(rng["global"])
-        self.engine.set_rng_state(rng["engine"])
-        s = ckpt.state
-        self.step, self.stage_index = ckpt.step, int(s["stage_index"])
+    def load_state(self, s: dict[str, Any]) -> None:
+        """Inverse of ``state`` (``step`` from the checkpoint's state.json)."""
+        self.step, self.stage_index = int(s["step"]), int(s["stage_index"])
         self.stage_accuracy = dict(s["stage_accuracy"])
         self.sampler.load_state_dict(s["sampler"])
         self.controller.load_state_dict(s["controller"])
         self.elapsed = float(s["elapsed"])
         base = s.get("base_eval") or []
         self.base_eval = [base] if isinstance(base, dict) else list(base)  # dict: before 11-26
-        log.info("resumed from %s at step %d", ckpt.path, self.step)
 
-    def run(self, *, resume: Path | None = None) -> dict[str, Any]:
+    def restore(self, path: Path, *, fallback: bool = False) -> Checkpoint:
+        """Load a verified checkpoint (see ``or1.resume.restore``); writes nothing."""
+        return restore(self, path, fallback=fallback)[0]
+
+    def run(self, *, resume: Path | None = None, fallback: bool = False) -> dict[str, Any]:
+        """Train to ``cfg.total_steps`` (from the checkpoint at ``resume``: a run dir, its
+        ckpt/latest or a ckpt/step_N; ``fallback``: from the newest verified one if that
+        is damaged), evaluate, and write summary.json."""
         cfg = self.cfg
-        save_config(cfg, self.run_dir / "config.yaml")
-        logger = MetricsLogger(
-            self.run_dir,
-            tensorboard=cfg.logging.tensorboard,
-            trackers=make_trackers(cfg.logging, self.run_dir, cfg.model_dump(mode="json")),
-        )
+        logger = open_run(self, resume, fallback=fallback)
         # Wall time counts from process start (data, model, warm-up included) and, on
         # resume, continues from the checkpoint's.
         start = time.perf_counter() - self.setup_seconds
-        if resume is not None:
-            self.restore(resume)
-            logger.truncate_after(self.step)
+        if self.step > 0:
             start -= self.elapsed
         elif cfg.eval.before:
             self.base_eval = [r.summary() for r in self.evaluate("base")]

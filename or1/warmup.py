@@ -3,7 +3,9 @@
 This is the analogue of starting RL from R1-Distill: the base already writes
 step-by-step solutions in the right format, and makes the teacher's kind of mistakes.
 The result is cached by a hash of everything that determines it, so only the first
-run of a given preset and seed pays for it.
+run of a given preset and seed pays for it. A cache entry holds the model, its tokenizer,
+its metadata (``or1_warmup.json``) and last a checksum manifest, written into a temp
+directory renamed into place; an entry that does not verify (or load) is rebuilt.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from or1.checkpoint.manifest import write_manifest
 from or1.config import WarmupConfig
 
 WARMUP_FORMAT = 1  # bump when the warm-up procedure changes, to invalidate caches
+WARMUP_INFO = "or1_warmup.json"  # the entry's metadata (parameters, loss, seconds)
 
 
 def cache_key(*parts: object) -> str:
@@ -89,10 +93,24 @@ def supervised_warmup(
     return {"loss": float(smoothed or 0.0), "seconds": time.perf_counter() - start}
 
 
-def save_atomically(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, path: Path) -> None:
+def save_atomically(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    path: Path,
+    *,
+    info: dict[str, object],
+) -> None:
+    """Write a cache entry at ``path``: model, tokenizer, ``info`` and last a manifest,
+    in a temp directory renamed into place. A kill leaves no entry at ``path``; when
+    another process renamed its entry into place first, that one is kept."""
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    (tmp / WARMUP_INFO).write_text(json.dumps(info))
+    write_manifest(tmp, kind="warmup")
+    shutil.rmtree(path, ignore_errors=True)  # a broken entry, already reported
+    try:
+        os.replace(tmp, path)
+    except OSError:  # ENOTEMPTY: a concurrent run's entry is in place
+        shutil.rmtree(tmp, ignore_errors=True)

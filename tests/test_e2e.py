@@ -30,6 +30,20 @@ def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def _assert_same_metrics(a: list[dict], b: list[dict]) -> None:
+    assert [r["step"] for r in b] == [r["step"] for r in a]
+    for ra, rb in zip(a, b, strict=True):
+        for key, va in ra.items():
+            if key in TIMING_METRICS or va is None:
+                continue
+            assert math.isclose(va, rb[key], rel_tol=1e-5, abs_tol=1e-6), (
+                ra["step"],
+                key,
+                va,
+                rb[key],
+            )
+
+
 def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     result = _or1(["train", "--quiet", *small_args, "name=full"])
@@ -46,7 +60,7 @@ def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path
     assert [r["max_response_length"] for r in rows] == [32] * 3 + [64] * 3
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 6
-    assert (run / "ckpt" / "latest").read_text().strip() == "step_6"
+    assert os.readlink(run / "ckpt" / "latest") == "step_6"
     assert (run / "ckpt" / "step_6" / "model" / "config.json").is_file()
     assert (run / "eval" / "final_problems.csv").is_file()
     # or1 eval on the checkpoint reproduces the final eval's settings and writes a table.
@@ -81,24 +95,14 @@ def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path, proce
     # SIGKILL after step 5; checkpoints at 2, 3 (stage end), 4: resume redoes step 5.
     assert killed.returncode == -9
     crashed = runs / "crashed"
-    assert (crashed / "ckpt" / "latest").read_text().strip() == "step_4"
+    assert os.readlink(crashed / "ckpt" / "latest") == "step_4"
     assert [r["step"] for r in _metrics(crashed)] == [1, 2, 3, 4, 5]
     resumed = _or1(["train", "--quiet", "--resume", str(crashed)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _metrics(runs / "straight"), _metrics(crashed)
     assert all(r["grad_norm"] > 0 for r in a)  # every step updated the policy
     assert a[0]["entropy_sampled"] != a[-1]["entropy_sampled"]
-    assert [r["step"] for r in b] == list(range(1, 7))
-    for ra, rb in zip(a, b, strict=True):
-        for key, va in ra.items():
-            if key in TIMING_METRICS or va is None:
-                continue
-            assert math.isclose(va, rb[key], rel_tol=1e-5, abs_tol=1e-6), (
-                ra["step"],
-                key,
-                va,
-                rb[key],
-            )
+    _assert_same_metrics(a, b)
     sa = json.loads((runs / "straight" / "summary.json").read_text())
     sb = json.loads((crashed / "summary.json").read_text())
     assert sa["final_avg_at_k"] == sb["final_avg_at_k"]
@@ -116,3 +120,32 @@ def test_cli_errors_are_one_paragraph_without_traceback() -> None:
     assert "algo.clip_hgh" in bad.stderr and "clip_high" in bad.stderr
     missing = _or1(["eval", "--checkpoint", "/nonexistent/run"])
     assert missing.returncode == 2 and "no checkpoint found" in missing.stderr
+
+
+def test_a_run_killed_during_its_first_checkpoint_resumes_or_restarts(
+    small_args: list[str], tmp_path: Path
+) -> None:
+    """Issue 18: a kill during the first checkpoint left a run that neither resumed nor
+    restarted. Killed while step_2 is half written, it resumes from the start and ends
+    as an uninterrupted run does; killed again, it restarts under its name."""
+    runs = tmp_path / "runs"
+    args = ["train", "--quiet", *small_args, "train.max_steps=3", "eval.after=false"]
+    straight = _or1([*args, "name=straight"])
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    for name in ("resumed", "restarted"):
+        killed = _or1([*args, f"name={name}"], env={"OR1_KILL_DURING_CHECKPOINT": "2"})
+        assert killed.returncode == -9
+        run = runs / name
+        assert (run / "ckpt" / "step_2.tmp" / "model").is_dir()
+        assert not (run / "ckpt" / "step_2").exists() and not (run / "ckpt" / "latest").exists()
+        assert [r["step"] for r in _metrics(run)] == [1, 2]
+    resumed = _or1(["train", "--quiet", "--resume", str(runs / "resumed")])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "no complete checkpoint: it starts again at step 0" in resumed.stderr
+    _assert_same_metrics(_metrics(runs / "straight"), _metrics(runs / "resumed"))
+    evals = (runs / "resumed" / "eval.jsonl").read_text().splitlines()
+    assert [json.loads(x)["label"] for x in evals] == ["base"]  # once, not twice
+    restarted = _or1([*args, "name=restarted"])
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    _assert_same_metrics(_metrics(runs / "straight"), _metrics(runs / "restarted"))
+    assert not list((runs / "restarted" / "ckpt").glob("*.tmp"))

@@ -9,11 +9,12 @@
 
 from or1.build.engines import BACKENDS, make_engines
 from or1.build.problems import encode_prompt, fit_prompts, load_problems
-from or1.build.start import Loaded, load_model, seed_everything
+from or1.build.start import Loaded, check_lengths, load_model, seed_everything
 
 __all__ = [
     "BACKENDS",
     "Loaded",
+    "check_lengths",
     "encode_prompt",
     "fit_prompts",
     "load_model",

@@ -4,7 +4,10 @@ task's tiny model, warmed up on teacher solutions (cached by content hash)."""
 from __future__ import annotations
 
 import json
+import logging
 import random
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +18,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from or1.build import gguf
 from or1.build.models import build_tiny_model, build_tiny_tokenizer, load_pretrained
 from or1.build.problems import encode_prompt
+from or1.checkpoint.manifest import manifest_problem
 from or1.config import Config
 from or1.data.problem import Problem
 from or1.data.tasks import arith
 from or1.errors import ConfigError
 from or1.progress import progress_bar
-from or1.warmup import cache_key, save_atomically, supervised_warmup
+from or1.warmup import WARMUP_INFO, cache_key, save_atomically, supervised_warmup
+
+log = logging.getLogger("or1.build")
 
 
 @dataclass
@@ -28,6 +34,24 @@ class Loaded:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def _cached_warmup(target: Path, cfg: Config) -> Loaded | None:
+    """The warm-up cache entry at ``target``; None if there is none, or if it does not
+    verify or load (then it is removed, to be rebuilt: a broken entry is never fatal)."""
+    if not target.exists():
+        return None
+    problem = manifest_problem(target)
+    if problem is None:
+        try:
+            info = json.loads((target / WARMUP_INFO).read_text())
+            model, tokenizer = load_pretrained(target, cfg.model)
+            return Loaded(model, tokenizer, info={**info, "cached": True, "path": str(target)})
+        except Exception as err:  # any failure to read the entry means: rebuild it
+            problem = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    log.warning("warm-up cache entry %s is broken (%s); rebuilding it", target, problem)
+    shutil.rmtree(target, ignore_errors=True)
+    return None
 
 
 def warmup_dir(cfg: Config) -> Path:
@@ -52,10 +76,9 @@ def tiny_arith_tokenizer(cfg: Config) -> PreTrainedTokenizerFast:
 def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
     arith_cfg = cfg.data.arith
     target = warmup_dir(cfg)
-    if (target / "config.json").is_file():
-        loaded = load_pretrained(target, cfg.model)
-        info = json.loads((target / "or1_warmup.json").read_text())
-        return Loaded(*loaded, info={**info, "cached": True, "path": str(target)})
+    cached = _cached_warmup(target, cfg)
+    if cached is not None:
+        return cached
     torch.manual_seed(cfg.train.seed)
     tokenizer = tiny_arith_tokenizer(cfg)
     model = build_tiny_model(cfg.model.tiny, tokenizer)
@@ -82,8 +105,7 @@ def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
             )
         info.update(warmup_loss=stats["loss"], warmup_seconds=stats["seconds"])
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_atomically(model, tokenizer, target)
-    (target / "or1_warmup.json").write_text(json.dumps(info))
+    save_atomically(model, tokenizer, target, info=info)
     loaded = load_pretrained(target, cfg.model)
     return Loaded(*loaded, info={**info, "cached": False, "path": str(target)})
 
@@ -105,6 +127,31 @@ def load_model(cfg: Config, train: list[Problem], *, show: bool = True) -> Loade
         "model.path is not set and the task builds no model.",
         hint="set model.path to a local Hugging Face model directory.",
     )
+
+
+def check_lengths(cfg: Config, model: PreTrainedModel, prompt_lengths: Iterable[int]) -> None:
+    """Refuse lengths the model cannot hold: the longest prompt plus each stage's (and
+    the evaluation's) response length must fit its ``max_position_embeddings``.
+
+    Raises:
+        ConfigError: naming every length that does not fit.
+    """
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if not limit:
+        return
+    prompt = max(prompt_lengths, default=0)
+    lengths = {
+        f"stages.{i}.max_response_length": s.max_response_length for i, s in enumerate(cfg.stages)
+    }
+    lengths["eval.max_tokens"] = cfg.eval.max_tokens or cfg.stages[-1].max_response_length
+    too_long = [f"{key}={n}" for key, n in lengths.items() if prompt + n > limit]
+    if too_long:
+        source = cfg.model.path or "model.tiny"
+        raise ConfigError(
+            f"{', '.join(too_long)} plus the longest prompt ({prompt} tokens) exceeds the "
+            f"{limit} positions of the model ({source}: max_position_embeddings).",
+            hint="lower those lengths, or rollout.max_prompt_length (longer prompts are dropped).",
+        )
 
 
 def seed_everything(seed: int) -> None:

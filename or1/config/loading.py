@@ -133,6 +133,8 @@ def _describe(err: dict[str, Any], data: dict[str, Any]) -> str:
         allowed = ", ".join(model.model_fields)
         section = ".".join(p for p in loc[:-1]) or "the top level"
         return f"unknown key '{key}'; allowed keys under {section}: {allowed}."
+    if isinstance(err.get("input"), dict):  # a section's own check: its input is the section
+        return f"{key + ': ' if key else ''}{err['msg'].removeprefix('Value error, ')}."
     return f"bad value for '{key}' (got {err.get('input')!r}): {err['msg']}."
 
 

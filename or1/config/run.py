@@ -56,8 +56,13 @@ class RolloutConfig(Section):
         return self
 
 
+# Every consumer of the seed accepts [0, 2**32) (numpy's range; the samplers derive
+# seed * 100_003 + n, which must stay below 2**64).
+SEED_LIMIT = 2**32
+
+
 class TrainConfig(Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="drives data order, sampling, init")
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps")
     checkpoint_every: int = Field(10, gt=0)
     keep_checkpoints: int = Field(2, gt=0)
@@ -159,6 +164,41 @@ class Config(Section):
     eval: EvalConfig = EvalConfig()
     distributed: DistributedConfig = DistributedConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        """The run directory is runs_dir/name: a name may not leave runs_dir."""
+        if name is None:
+            return None
+        if name in ("", ".", "..") or any(c in name for c in "/\\\0") or len(name) > 255:
+            raise ValueError(
+                "a run name is one directory name inside runs_dir (no '/', '\\', '..' or "
+                "absolute path); put runs elsewhere with runs_dir="
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _lengths_fit_the_tiny_model(self) -> Config:
+        """The model tiny-arith builds from ``model.tiny`` has max_position_embeddings
+        positions for a prompt and its response (a model.path is checked at start)."""
+        if self.model.path is not None or self.data.task != "tiny-arith":
+            return self
+        limit = self.model.tiny.max_position_embeddings
+        lengths = {
+            f"stages.{i}.max_response_length": s.max_response_length
+            for i, s in enumerate(self.stages)
+        }
+        if self.eval.max_tokens is not None:
+            lengths["eval.max_tokens"] = self.eval.max_tokens
+        too_long = [f"{key}={n}" for key, n in lengths.items() if n >= limit]
+        if too_long:
+            raise ValueError(
+                f"{', '.join(too_long)} leaves no room for a prompt in the tiny model's "
+                f"model.tiny.max_position_embeddings={limit} positions; lower the length or "
+                "raise model.tiny.max_position_embeddings"
+            )
+        return self
 
     @property
     def cache_path(self) -> Path:
