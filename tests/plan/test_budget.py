@@ -161,7 +161,7 @@ def test_settings_from_the_preset_and_overrides(q7b: Path) -> None:
     )
     assert (x.master_bytes, x.compute_bytes, x.checkpointing) == (4, 2, True)
     assert (x.micro_rows, x.micro_tokens, x.response_tokens) == (1, 34816, 32768)
-    assert (x.gpu_utilization, x.tensor_parallel, x.max_num_seqs) == (0.5, 1, 256)
+    assert (x.gpu_utilization, x.tensor_parallel, x.max_num_seqs) == (0.45, 1, 256)
     first = settings_of(cfg, stage=0)
     assert (first.response_length, first.group_size, first.sequences) == (16384, 16, 4096)
     local = settings_of(load_config("skywork-or1-7b", ["distributed.backend=local"]))

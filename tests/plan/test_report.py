@@ -25,10 +25,10 @@ def test_or1_plan_prints_the_table_and_says_whether_it_fits(
     assert "or1 plan: memory per GPU" in out and "7.62B parameters" in out
     assert "8 FSDP rank(s)" in out and "stage 1: 2048 + 32768 tokens" in out
     assert "master weights" in out and "3.55" in out  # 7,615,616,512 x 4 / 8 bytes
-    # A 60 GiB GPU: 30 GiB for vLLM, the rest does not hold a 32K-token update.
+    # A 60 GiB GPU: 27 GiB (the preset's 0.45) for vLLM, the rest cannot hold the update.
     assert code == 1 and "does NOT fit" in out and "to lower: " in out
-    # (30 GiB - 14.2 weights - 2 GiB - 8,192 tokens x 2 x 71,168 - 256 x V x 8) / 1.86 GiB:
-    assert "vLLM: 6 sequences of 34,816 tokens at once" in out
+    # (27 GiB - 14.2 weights - 2 GiB - 8,192 tokens x 2 x 71,168 - 256 x V x 8) / 1.86 GiB:
+    assert "vLLM: 5 sequences of 34,816 tokens at once" in out
     # Half the response length (stage 0) on 2 ranks of 640 GiB: fits.
     assert main([*argv[:-1], "640", "--workers", "2", "--stage", "0"]) == 0
     out = capsys.readouterr().out
