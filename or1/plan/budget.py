@@ -65,7 +65,8 @@ Inside vLLM's share (rollout.engine=vllm), with tp = rollout.vllm.tensor_paralle
                            worst case; vLLM allocates blocks as sequences grow)
 
 Peak per GPU = held + max(update, rollout). It fits when the peak is at most G and, with
-vLLM, at least one full-length sequence fits in its KV cache. Estimates, not
+vLLM, at least one full-length sequence fits in its KV cache. The passes that score old
+or reference log-probs run without gradients and need less than the update. Estimates, not
 measurements: the allocator's fragmentation and kernels' workspaces come on top (the
 1 GiB above is a guess); leave a few GiB of headroom.
 """

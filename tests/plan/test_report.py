@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,12 +77,16 @@ def test_advice_names_the_largest_consumers_first(q7b: Path) -> None:
     over = [f"model.path={q7b}", "model.gradient_checkpointing=false"]
     over += ["rollout.vllm.gpu_memory_utilization=0.2", "train.micro_batch_size=4"]
     cfg = load_config("skywork-or1-7b", over)
-    plan = make_plan(model_shape(q7b), settings_of(cfg, stage=0), gpu_gib=80)
+    x = replace(settings_of(cfg, stage=0), logits_chunk=None)  # the unchunked head
+    plan = make_plan(model_shape(q7b), x, gpu_gib=80)
     assert plan.vllm_sequences == 0 and not plan.fits  # 16 GiB < 14.2 weights + 4.5 runtime
     lines = advice(plan)
     assert lines[0].startswith("vLLM's share leaves no KV cache")
     # Without checkpointing, 4 rows x 18K tokens of activations come first.
     assert lines[1].startswith("activations (") and "gradient_checkpointing=true" in lines[1]
-    assert "LM head, log-probs" in lines[2] and len(lines) == 4
-    fits = make_plan(model_shape(q7b), settings_of(cfg, stage=0), gpu_gib=100_000)
+    assert lines[2].startswith("LM head, log-probs (") and "set train.logits_chunk" in lines[2]
+    assert len(lines) == 4
+    chunked = advice(make_plan(model_shape(q7b), replace(x, logits_chunk=4096), gpu_gib=80))
+    assert not any("set train.logits_chunk" in line for line in chunked)
+    fits = make_plan(model_shape(q7b), x, gpu_gib=100_000)
     assert fits.peak <= fits.gpu_bytes and fits.vllm_sequences > 0 and advice(fits) == []
