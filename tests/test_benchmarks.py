@@ -115,3 +115,37 @@ def test_the_eval_prompt_suffix_reaches_the_model_input(model_dir: Path, tmp_pat
         [EvalResult("aime25", 1, 0.0, {1: 0.0}, per_problem=[{}])], tmp_path
     )
     assert table.splitlines()[2] == ("| aime25 | 1 | 1 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 |")
+
+
+def test_eval_code_benchmarks_prints_the_table(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`or1 eval eval.benchmarks=[humaneval,leetcode]`: both install offline, load with
+    their LiveCodeBench prompts and are scored by the code reward (a random model's
+    3 tokens hold no code block)."""
+    out = tmp_path / "eval"
+    argv = [
+        "eval",
+        "--preset",
+        "skywork-or1-7b",
+        "--out",
+        str(out),
+        "--quiet",
+        f"model.path={model_dir}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "rollout.engine=hf",
+        "eval.benchmarks=[humaneval,leetcode]",
+        "eval.samples=2",
+        "eval.max_tokens=3",
+        "eval.max_problems=2",
+    ]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed["benchmarks"]) == ["humaneval", "leetcode"]
+    assert printed["benchmarks"]["humaneval"]["avg_at_k/code"] == 0.0
+    table = (out / "benchmarks.md").read_text().splitlines()
+    assert table[0].startswith("| benchmark | problems | k | avg@2 | pass@1 | pass@2 |")
+    assert table[2].startswith("| humaneval | 2 | 2 | 0.0 |")
+    assert table[3].startswith("| leetcode | 2 | 2 | 0.0 |")
+    samples = [json.loads(x) for x in (out / "leetcode_samples.jsonl").read_text().splitlines()]
+    assert {s["reason"] for s in samples} == {"no code block"}

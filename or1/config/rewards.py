@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -13,17 +14,24 @@ IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 class CodeRewardConfig(Section):
-    """``rewards.code``: limits of the code reward. Defaults are the paper's (RECIPE.md
-    "Rewards": per-test timeout ~6 s, a global cap, reward 1 only if every test passes).
+    """``rewards.code``: limits of the code reward (or1/rewards/code.py ``CodeLimits``).
 
-    The released harness's limits (stdin tests 6 s, assert tests 2 s each, a global
-    min(7n + 5, 300) s) need per-format limits in the harness; when they exist they are
-    selected here (and ``algo.variant=released-code`` may select them), in
-    or1/rewards/scoring.py ``code_limits``.
+    ``limits: paper`` (default, RECIPE.md "Rewards"): ~6 s per test, 60 s per response.
+    ``limits: released``: the released harness's 6 s per stdin test, 2 s per assert test,
+    min(7n + 5, 300) s per response (``RELEASED_CODE_LIMITS``). ``algo.variant=
+    released-code`` does not switch this (yet): set it here; the one place it would is
+    ``code_limits`` in or1/rewards/scoring.py. A field set below replaces that field of
+    the chosen limits.
     """
 
-    timeout_s: float = Field(6.0, gt=0, description="wall-clock limit per test, seconds")
-    total_timeout_s: float = Field(60.0, gt=0, description="cap per response, seconds")
+    limits: Literal["paper", "released"] = "paper"
+    timeout_s: float | None = Field(
+        None, gt=0, description="one per-test limit (s) for every kind of test; None: limits'"
+    )
+    total_timeout_s: float | None = Field(
+        None, gt=0, description="a fixed cap per response (s); None: the limits' formula"
+    )
+    memory_mb: int | None = Field(None, gt=0, description="address space per program, MiB")
     fractional: bool = Field(False, description="reward = fraction of tests passed")
 
 

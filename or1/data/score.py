@@ -4,9 +4,10 @@ path training uses (`rewards_from_config(cfg.rewards)` + `score_problems`), to d
 
 RESPONSES is jsonl, one ``{"row": i, "response": "..."}`` per line (``i``: the 0-based
 row of DATA, as in its uids ``<stem>-<i>``; other keys are kept). FILE gets each input
-line with ``"reward"`` and ``"reason"`` added (the verdict's: "correct", "wrong answer",
-"no answer found", "test failed", "no python code block", ...; ``"hack": true`` when the
-grader flagged an attempt). The last stdout line is ``{"scored": n, "mean_reward": m}``.
+line with ``"reward"`` and ``"reason"`` added (the verdict's: "" for a pass, else e.g.
+"wrong answer", "no answer found", "no code block", "test failed", "wrong output",
+"timeout", "sandbox refusal", "hack attempt: ..."; ``"hack": true`` when the grader
+flagged an attempt). The last stdout line is ``{"scored": n, "mean_reward": m}``.
 
 What training adds on top is not applied here: a response cut off at the length limit
 gets reward 0 in training (``algo.truncated_reward``), whatever its grade.
@@ -116,5 +117,5 @@ def score_responses(cfg: Config, data_path: Path, responses: Path, out: Path) ->
         rows.append({**obj, "reward": verdict.reward, "reason": verdict.reason, **extra})
     write_jsonl(rows, out)
     mean = sum(v.reward for v in verdicts) / len(verdicts) if verdicts else None
-    reasons = Counter(v.reason or "(none)" for v in verdicts)
+    reasons = Counter(v.reason or "passed" for v in verdicts)
     return {"scored": len(verdicts), "mean_reward": mean, "reasons": dict(reasons.most_common())}

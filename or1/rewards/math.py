@@ -39,8 +39,8 @@ Choices and departures, stated once:
   semantics). Only lists of strings are decoded: `"[1, 2]"` stays the interval it is.
 - A missing/empty ground truth is the caller's fault: `RewardError`. No exception from
   parsing or verification escapes: they give 0.0.
-- `math_verdict` gives the reward with its reason ("correct", "wrong answer", "no answer
-  found", "verification error"); `math_reward` is its reward.
+- `math_verdict` gives the reward with its reason ("" for a pass, "wrong answer", "no
+  answer found", "verification error"); `math_reward` is its reward.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ THINK_END = "</think>"
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _INTEGER = re.compile(r"[+-]?\d+")
 _warned_no_timeout = False
-CORRECT, WRONG, NO_ANSWER = "correct", "wrong answer", "no answer found"  # verdict reasons
+CORRECT, WRONG, NO_ANSWER = "", "wrong answer", "no answer found"  # "" for a pass (verdict.py)
 ERROR = "verification error"
 
 
@@ -94,15 +94,16 @@ def math_reward(response: str, ground_truth: str) -> float:
 
 
 def math_verdict(response: str, ground_truth: str) -> Verdict:
-    """``math_reward`` with its reason: "correct", "wrong answer", "no answer found"
-    (nothing Math-Verify could parse), "verification error" (parsing or comparing raised).
+    """``math_reward`` with its reason: "" for a pass, else "wrong answer", "no answer
+    found" (nothing Math-Verify could parse) or "verification error" (parsing or
+    comparing raised).
 
     Off the main thread the item is scored in the reward pool, which returns the reward
-    only: the reason is then "correct" or "wrong answer".
+    only: the reason of a 0 is then "wrong answer".
 
     Example:
-        >>> math_verdict("\\boxed{3}", '["3", "4"]')
-        Verdict(reward=1.0, reason='correct', hack=False)
+        >>> math_verdict("\\boxed{4}", '["3", "4"]')
+        Verdict(reward=1.0, reason='', hack=False)
     """
     golds = math_answers(ground_truth)
     if not isinstance(response, str):

@@ -7,8 +7,8 @@ source and `extra_info`, so an LLM judge is one function. The trainer, the evalu
 the offline filter and `or1 data score` look rewards up here (or in a run's
 `rewards.by_ability`, or1/rewards/scoring.py), the built-ins too.
 
-The built-ins wrap the public `math_reward(response, ground_truth)` and
-`code_reward(response, tests)`, which keep their signatures.
+The built-ins wrap `math_verdict` and `code_verdict`, whose rewards are the public
+`math_reward(response, ground_truth)` and `code_reward(response, tests)` (unchanged).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from or1.config.rewards import IMPORT_PATH
 from or1.errors import RewardError
 from or1.rewards import code as code_module
 from or1.rewards import math as math_module
-from or1.rewards.code import code_reward, extract_code
+from or1.rewards.code import CodeLimits, code_verdict
 from or1.rewards.math import math_verdict
 from or1.rewards.verdict import Verdict
 
@@ -42,26 +42,22 @@ def code_problem_reward(
     problem: Problem,
     response: str,
     *,
+    limits: CodeLimits | None = None,
     fractional: bool = False,
-    timeout_s: float = 6.0,
-    total_timeout_s: float = 60.0,
+    timeout_s: float | None = None,
+    total_timeout_s: float | None = None,
 ) -> Verdict:
-    """The "code" reward: the problem's tests (its ground truth) in the sandbox.
-
-    Keyword arguments are `code_reward`'s limits (a run sets them from `rewards.code`).
-    """
-    reward = code_reward(
+    """The "code" reward: `code_verdict(response, problem.ground_truth, ...)`, the
+    problem's tests in the sandbox. Keyword arguments are `code_verdict`'s limits (a run
+    sets them from `rewards.code`, or1/rewards/scoring.py)."""
+    return code_verdict(
         response,
         problem.ground_truth,
+        limits=limits,
         fractional=fractional,
         timeout_s=timeout_s,
         total_timeout_s=total_timeout_s,
     )
-    if reward >= 1.0:
-        return Verdict(reward, "correct")
-    if extract_code(response) is None:
-        return Verdict(0.0, "no python code block")
-    return Verdict(reward, "test failed")
 
 
 REWARDS: dict[str, RewardFn] = {"math": math_problem_reward, "code": code_problem_reward}

@@ -10,6 +10,7 @@ letters, digits, ``.``, ``_`` and ``-``; any other run of characters becomes ``_
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from or1.config.rewards import CodeRewardConfig, RewardsConfig
 from or1.data.problem import Problem
 from or1.errors import ConfigError, RewardError
 from or1.rewards.batch import RewardSet
-from or1.rewards.code import STARTUP_S
+from or1.rewards.code import RELEASED_CODE_LIMITS, STARTUP_S, CodeLimits
 from or1.rewards.registry import REWARDS, code_problem_reward, load_reward, reward_timeout
 from or1.rewards.verdict import Verdict
 
@@ -28,10 +29,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def code_limits(cfg: CodeRewardConfig) -> dict[str, Any]:
-    """Keyword arguments of the code reward for ``rewards.code``: the one place where
-    the limits a run uses are decided (paper defaults; the released harness's limits and
-    ``algo.variant=released-code`` plug in here)."""
+    """Keyword arguments of the code reward for ``rewards.code``: the one place where the
+    limits a run uses are decided (paper defaults, or the released harness's; this is
+    where ``algo.variant=released-code`` would select RELEASED_CODE_LIMITS)."""
+    limits = RELEASED_CODE_LIMITS if cfg.limits == "released" else CodeLimits()
+    if cfg.memory_mb is not None:
+        limits = dataclasses.replace(limits, memory_mb=cfg.memory_mb)
     return {
+        "limits": limits,
         "fractional": cfg.fractional,
         "timeout_s": cfg.timeout_s,
         "total_timeout_s": cfg.total_timeout_s,
@@ -53,9 +58,11 @@ def rewards_from_config(cfg: RewardsConfig) -> RewardSet:
     fns = dict(REWARDS)
     timeouts = {name: reward_timeout(name) for name in REWARDS}
     if fns.get("code") is code_problem_reward:  # not replaced by a registered reward
-        fns["code"] = functools.partial(code_problem_reward, **code_limits(cfg.code))
-        # The pool's hard deadline must leave the reward its own cap (+ a restart or two).
-        timeouts["code"] = max(timeouts["code"], cfg.code.total_timeout_s + 10 * STARTUP_S)
+        kwargs = code_limits(cfg.code)
+        fns["code"] = functools.partial(code_problem_reward, **kwargs)
+        # The pool's hard deadline must leave the reward its own cap (+ sandbox starts).
+        cap = cfg.code.total_timeout_s or kwargs["limits"].total_max_s
+        timeouts["code"] = max(timeouts["code"], cap + 10 * STARTUP_S)
     for ability, path in cfg.by_ability.items():
         try:
             fns[ability] = load_reward(path, key=f"rewards.by_ability.{ability}")

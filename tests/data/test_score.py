@@ -49,9 +49,9 @@ def test_scores_every_line_with_reward_and_reason(data: Path, tmp_path: Path, ca
         for line, g in zip(lines, graded, strict=True)
     )
     reasons = {g["reason"] for g in graded}
-    assert {"correct", "wrong answer", "test failed"} <= reasons
+    assert {"", "wrong answer", "test failed", "wrong output"} <= reasons
     assert json.loads(stdout.splitlines()[-1]) == {"scored": 2 * len(SHAPES), "mean_reward": 0.5}
-    assert stdout.splitlines()[0].startswith("reasons: correct ")
+    assert stdout.splitlines()[0].startswith("reasons: passed ")
 
 
 def test_reasons_for_unparsable_and_codeless_responses(data: Path, tmp_path: Path, capsys) -> None:
@@ -63,7 +63,7 @@ def test_reasons_for_unparsable_and_codeless_responses(data: Path, tmp_path: Pat
     graded = [json.loads(x) for x in out.read_text().splitlines()]
     assert [(g["reward"], g["reason"]) for g in graded] == [
         (0.0, "no answer found"),
-        (0.0, "no python code block"),
+        (0.0, "no code block"),
     ]
 
 

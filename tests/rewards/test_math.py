@@ -268,7 +268,7 @@ def test_an_empty_answer_list_is_the_callers_error(gold):
 def test_verdict_reasons():
     from or1.rewards.math import math_verdict
 
-    assert math_verdict("\\boxed{3}", '["3"]').reason == "correct"
+    assert math_verdict("\\boxed{3}", '["3"]').reason == ""  # a pass has no reason
     assert math_verdict("\\boxed{4}", "3").reason == "wrong answer"
     assert math_verdict("no answer in here", "3").reason == "no answer found"
     assert math_verdict("\\boxed{4}", "3").reward == 0.0 and not math_verdict("x", "3").hack

@@ -4,6 +4,7 @@ metrics by ability and by source on a mixed math + code batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from or1.config import RewardsConfig, load_config
 from or1.data.problem import Problem
 from or1.errors import ConfigError
 from or1.rewards import (
+    RELEASED_CODE_LIMITS,
+    CodeLimits,
     RewardSet,
     rewards_from_config,
     score_problems,
@@ -86,9 +89,13 @@ def test_code_limits_come_from_the_config() -> None:
     sleeper = "```python\nimport time\ntime.sleep(1.5)\nprint(4)\n```"
     default = rewards_from_config(RewardsConfig())
     tight = rewards_from_config(RewardsConfig(code={"timeout_s": 0.5, "total_timeout_s": 2}))
-    assert default.fns["code"].keywords["timeout_s"] == 6.0  # type: ignore[attr-defined]
+    assert default.fns["code"].keywords["limits"] == CodeLimits()  # type: ignore[attr-defined]
     assert score_problems([(slow, sleeper)], rewards=default)[0].reward == 1.0
-    assert score_problems([(slow, sleeper)], rewards=tight)[0] == Verdict(0.0, "test failed")
+    assert score_problems([(slow, sleeper)], rewards=tight)[0] == Verdict(0.0, "timeout")
+    released = rewards_from_config(RewardsConfig(code={"limits": "released", "memory_mb": 512}))
+    limits = released.fns["code"].keywords["limits"]  # type: ignore[attr-defined]
+    assert limits == dataclasses.replace(RELEASED_CODE_LIMITS, memory_mb=512)
+    assert released.timeouts["code"] >= 300  # the pool leaves the released 300 s cap
     half = rewards_from_config(RewardsConfig(code={"fractional": True}))
     two = Problem("c2", user("square"), CODE_TESTS, ability="code")
     assert score_problems([(two, BAD_CODE)], rewards=half)[0].reward == 0.5
@@ -155,14 +162,7 @@ def test_the_breakdown_of_a_mixed_math_and_code_batch(helpers) -> None:
     verdicts = score_rollouts(problems, group_ids, responses)
     rewards = [v.reward for v in verdicts]
     assert rewards == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
-    assert [v.reason for v in verdicts] == [
-        "correct",
-        "wrong answer",
-        "correct",
-        "correct",
-        "correct",
-        "test failed",
-    ]
+    assert [v.reason for v in verdicts] == ["", "wrong answer", "", "", "", "wrong output"]
     lengths = [10.0, 20.0, 30.0, 40.0, 50.0, 70.0]
     truncated = [False, True, False, False, False, True]
     answered = [problems[g] for g in group_ids]
