@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +33,9 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 
+from or1.checkpoint import first_non_finite, non_finite_error
 from or1.config import OptimConfig
+from or1.distributed.dcp import load_state, local_tensors, save_state, training_state
 from or1.distributed.sharding import PolicyShard
 from or1.engine.policy import LossFn, RolloutBatch, gather_logprobs, trim_padding
 
@@ -245,6 +248,22 @@ class ShardedPolicyWorker:
         }
         options = StateDictOptions(full_state_dict=True)
         set_optimizer_state_dict(self.model, self.optimizer, full, options=options)
+
+    def save_sharded(self, path: str, *, step: int) -> None:
+        """Write this rank's shard of the weights and AdamW state into ``path`` (DCP; a
+        collective). NaN/inf on any rank: TrainingError on every rank, nothing written."""
+        state = training_state(self.model, self.optimizer)
+        bad = first_non_finite(local_tensors(state))
+        flags = torch.tensor([0.0 if bad is None else 1.0])
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)  # every rank raises, or none does
+        if flags.item() > 0:
+            raise non_finite_error(bad or "(on another rank)", what="sharded state", step=step)
+        save_state(state, Path(path))
+
+    def load_sharded(self, path: str) -> None:
+        """Load weights and AdamW state from ``path`` (any world size wrote it; DCP
+        reshards by global offsets); a collective."""
+        load_state(self.model, self.optimizer, Path(path))
 
     def shutdown(self) -> None:
         if dist.is_initialized():

@@ -12,7 +12,10 @@ The controller (``or1.trainer``) stays one process and sees the same ``Policy`` 
 - ``sync_weights`` gathers the full state dict on rank 0 once
   (``get_model_state_dict(full_state_dict=True, cpu_offload=True)``), keeps it in the Ray
   object store, and every rollout worker (and the controller's copy of the model, which
-  checkpoints are written from) loads it from there.
+  checkpoints are written from) loads it from there;
+- a checkpoint's training state is written by every rank, its own shard of the weights
+  and the AdamW state (``save_sharded``, torch.distributed.checkpoint: nothing gathered);
+  it loads into any number of ranks (DCP reshards) or into a local policy.
 
 A dead actor (``ray.exceptions.RayActorError``) stops the run with ``WorkerError``: the
 other ranks are killed (they would wait in a collective), the last checkpoint is intact,
@@ -26,6 +29,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -42,7 +46,7 @@ from or1.distributed.sharding import PolicyShard, merge_rows, merge_stats, shard
 from or1.engine.factory import Engines, RolloutSpec, rollout_spec
 from or1.engine.policy import LossFn, RolloutBatch
 from or1.engine.rollout import Rollouts, SamplingParams, merge_rollouts, split_prompts
-from or1.errors import ConfigError, WorkerError
+from or1.errors import ConfigError, Or1Error, WorkerError
 
 log = logging.getLogger("or1.distributed")
 
@@ -98,6 +102,8 @@ class WorkerGroup:
                 ) from None
             except ray.exceptions.RayTaskError as err:
                 self.kill()
+                if isinstance(err.cause, Or1Error):  # ours: its one-paragraph message
+                    raise err.cause from None
                 cause = err.as_instanceof_cause()
                 raise cause from None
             if on_ready is not None:
@@ -181,6 +187,15 @@ class RayPolicy:
 
     def load_optimizer_state(self, state: dict) -> None:
         self.group.call_all("load_optimizer_state", ray.put(state))
+
+    def save_sharded(self, path: Path, *, step: int) -> None:
+        """Every rank writes its own shard of weights and AdamW state (no gathering);
+        ``path`` must be on storage all ranks reach (``or1.checkpoint.ShardedState``)."""
+        self.group.call_all("save_sharded", str(path), step=step)
+
+    def load_sharded(self, path: Path) -> None:
+        self.group.call_all("load_sharded", str(path))
+        self._current = False  # the controller's copy is refreshed from the ranks
 
 
 class RayRollout:

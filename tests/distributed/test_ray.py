@@ -2,8 +2,10 @@
 
 (a) one policy update on 2 FSDP2 shards == the single-process ``LocalPolicy`` update;
 (b) ``or1 train ... distributed.backend=ray distributed.workers=2`` matches the local run;
-(c) a worker killed mid-step stops the run with WorkerError, the last checkpoint is
-    intact and ``--resume`` continues.
+(c) a worker killed mid-step stops the run with WorkerError, the last checkpoint (each
+    rank's shard written with torch.distributed.checkpoint) is intact and ``--resume``
+    continues with identical metrics; the sharded state also loads into 1 rank and into a
+    local policy (resharding).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import pytest
 import ray
 import torch
 
+from or1.checkpoint import Checkpoint, restore_training_state
 from or1.config import OptimConfig
 from or1.distributed.fsdp import KILL_ENV
 from or1.distributed.ray import Placement, start_policy, start_rollout
 from or1.engine.factory import RolloutSpec, build_rollout_engine
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
+from or1.errors import TrainingError
 from or1.objective import ObjectiveSettings, magic_loss
 from or1.trainer import TIMING_METRICS
 
@@ -144,6 +148,55 @@ def test_rollout_workers_split_by_group_sync_weights_and_replay(
         ray.util.remove_placement_group(placement.group)
 
 
+def test_sharded_state_reshards_across_world_sizes(
+    ray_cluster: None, small_model, ragged_batch, tmp_path: Path
+) -> None:
+    """2 ranks save weights + AdamW with DCP (each its own shard); 1 rank and a local
+    policy load them back exactly (DCP reshards by global offsets)."""
+    optim = OptimConfig(lr=1e-2)
+    settings = ObjectiveSettings(0.2, 0.28, "token-mean", entropy_coef=0.01)
+    batch = ragged_batch(small_model().config.vocab_size, n=7)
+    placement = Placement.reserve(2, use_gpu=False)
+    two = start_policy(placement, small_model(), optim, micro_batch_size=2, threads=1)
+    path = tmp_path / "sharded"
+    try:
+        two.update(batch, magic_loss(settings), mini_batches=[torch.arange(4), torch.arange(4, 7)])
+        two.save_sharded(path, step=1)
+        weights = {k: v.clone() for k, v in two.export_model().state_dict().items()}
+        adamw = two.optimizer_state()
+        # NaN on one rank's shard: every rank refuses, nothing is written, and the
+        # controller gets the TrainingError itself (not a Ray traceback).
+        poisoned = {k: v.clone() for k, v in weights.items()}
+        poisoned["model.norm.weight"][-1] = float("nan")  # the last elements: rank 1's
+        two.load_weights(poisoned)
+        with pytest.raises(TrainingError, match="no checkpoint was written"):
+            two.save_sharded(tmp_path / "nan", step=2)
+        assert not (tmp_path / "nan").exists()
+    finally:
+        two.group.kill()
+        ray.util.remove_placement_group(placement.group)
+    assert sorted(p.name for p in path.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+    placement = Placement.reserve(1, use_gpu=False)
+    one = start_policy(placement, small_model(), optim, micro_batch_size=2, threads=1)
+    try:
+        one.load_sharded(path)
+        got_weights, got_adamw = one.export_model().state_dict(), one.optimizer_state()
+    finally:
+        one.group.kill()
+        ray.util.remove_placement_group(placement.group)
+    local = LocalPolicy(small_model(), optim, micro_batch_size=2)
+    assert restore_training_state(local, Checkpoint(tmp_path, {"step": 1})) is True
+    local_adamw = local.optimizer_state()
+    for name, value in weights.items():
+        assert torch.equal(value, got_weights[name]), name
+        assert torch.equal(value, local.model.state_dict()[name]), name
+    assert float((_flat(local.model) - _flat(small_model())).abs().max()) > 1e-4  # it moved
+    for i, state in adamw["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, got_adamw["state"][i][key]), (i, key)
+            assert torch.equal(value, local_adamw["state"][i][key]), (i, key)
+
+
 # ---- (b) and (c): the CLI end to end -------------------------------------------------
 # small_args' warmed-up model solves nothing yet (every group all-0): keep the groups
 # and give the loss a fixed entropy term with a large learning rate, so every step makes
@@ -215,6 +268,13 @@ def test_ray_run_matches_local_and_resumes_after_a_worker_dies(
     run = runs / "crashed"
     assert os.readlink(run / "ckpt" / "latest") == "step_2"
     assert [r["step"] for r in _metrics(run)] == [1, 2]
+    # The ranks wrote their own shards of weights and AdamW state (torch.distributed
+    # .checkpoint), nothing gathered; the manifest covers the shards; the HF model beside.
+    step = run / "ckpt" / "step_2"
+    files = json.loads((step / "manifest.json").read_text())["files"]
+    shards = {"sharded/.metadata", "sharded/__0_0.distcp", "sharded/__1_0.distcp"}
+    assert shards <= set(files) and not (step / "optimizer.pt").exists()
+    assert (step / "model" / "model.safetensors").is_file()
     resumed = _or1(["--resume", str(run)])  # (no kill hook: a fresh set of workers)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_close(_metrics(runs / "ray"), _metrics(run), rel=1e-5, abs_=1e-6)
