@@ -1,4 +1,4 @@
-"""The ``or1`` command line: train, eval, report."""
+"""The ``or1`` command line: train, eval, export, report, and the data and study tools."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, help="output directory (default: runs/eval-<time>)")
     ev.add_argument("--quiet", action="store_true")
     ev.add_argument("overrides", nargs="*", help=USAGE_OVERRIDES)
+    export = sub.add_parser("export", help="a clean HF model directory of a checkpoint")
+    export.add_argument("source", type=Path, help="run dir, ckpt/latest or ckpt/step_N")
+    export.add_argument("out", type=Path, help="the new model directory")
     rep = sub.add_parser("report", help="plots and report.html of a run")
     rep.add_argument("run_dir", type=Path)
     sub.add_parser("presets", help="list the shipped presets")
@@ -123,6 +126,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from or1.export import export_checkpoint
+
+    print(export_checkpoint(args.source, args.out))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from or1.report import write_report
 
@@ -161,6 +171,7 @@ COMMANDS = {
     "train": cmd_train,
     "config": cmd_config,
     "eval": cmd_eval,
+    "export": cmd_export,
     "report": cmd_report,
     "presets": cmd_presets,
     "data": cmd_data,

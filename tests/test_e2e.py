@@ -69,6 +69,16 @@ def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path
     assert ev.returncode == 0, ev.stderr[-3000:]
     table = (out / "eval_problems.csv").read_text().splitlines()
     assert table[0].startswith("uid,") and len(table) == 1 + 12
+    # or1 export: a clean model directory with the run's final evaluation in its card.
+    exported = tmp_path / "export"
+    ex = _or1(["export", str(run), str(exported)])
+    assert ex.returncode == 0, ex.stderr[-3000:]
+    assert not {"optimizer.pt", "rng.pt", "state.json"} & {p.name for p in exported.iterdir()}
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(exported).config.model_type == "qwen2"
+    card = (exported / "README.md").read_text()
+    assert f"| 6 | final | held-out split | 12 | 2 | {summary['final_avg_at_k']:.4f} |" in card
 
 
 @pytest.mark.parametrize("processes", [1, 2])
