@@ -414,6 +414,11 @@ def main():
     except BaseException as err:
         ctl.send(json.dumps({"op": "error", "message": f"{type(err).__name__}: {err}"}).encode())
         os._exit(SETUP_FAILED)
+    import gc
+
+    # Everything imported so far is shared by every program: keep the collector off it,
+    # or the first collection in each fork touches (and so copies) all of its pages.
+    gc.freeze()
     ctl.send(b'{"op": "ready"}')
     serve(ctl)
     os._exit(0)

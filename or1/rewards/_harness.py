@@ -165,14 +165,19 @@ def _candidate(job, guard):
         return
     handles = {}
     while (msg := recv(link)) is not None:
-        send(link, _serve_one(msg, scope, handles))
+        if type(msg) is dict and msg.get("op") == "batch":  # calls known in advance
+            for call in msg["calls"]:
+                send(link, _serve_one(dict(call, op="call"), scope, handles))
+        else:
+            send(link, _serve_one(msg, scope, handles))
 
 
 def _serve_one(msg, scope, handles):
     try:
         op = msg["op"]
-        if op == "entry":
+        if "h" in msg and msg["h"] not in handles:  # a new handle: its entry comes along
             handles[msg["h"]] = _entry(scope, msg)
+        if op == "entry":
             return {"ok": 1}
         target = handles[msg["h"]]() if "h" in msg else scope[msg["n"]]
         classes = classes_of(scope, "solution")

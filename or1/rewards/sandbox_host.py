@@ -279,6 +279,8 @@ class Zygote:
             self.sock.send(b'{"op": "quit"}')
         proc = getattr(self, "proc", None)
         if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(1.0)  # a clean exit (its children's CPU time is accounted)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, 9)
             with contextlib.suppress(subprocess.TimeoutExpired):
