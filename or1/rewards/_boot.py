@@ -8,22 +8,21 @@ itself in fresh mount/pid/net/ipc/uts namespaces and pivots into it), or on the 
 (isolation "none": the weak mode). It imports the modules programs commonly need once,
 then for every program forks:
 
-- A (supervisor, root): enters fresh pid/mount/net/ipc/uts namespaces and forks
-- B (root, pid 1 of the new pid namespace): mounts a fresh tmpfs working directory,
-  /tmp, /dev/shm and a /proc that shows only its own namespace, drops the capability
-  bounding set, forks
+- B (root), into a fresh pid namespace (it is pid 1 there): it enters fresh mount,
+  network, ipc and uts namespaces, mounts a fresh tmpfs working directory and /tmp and
+  a /proc that shows only its own namespace, drops the capability
+  bounding set, and forks
 - P (the program): switches to the run's throwaway uid/gid (which clears every
   capability), sets no_new_privs, the parent-death signal and hard rlimits, scrubs the
   environment, loads the seccomp filter (no exec, ptrace, pidfd, mount, namespaces,
   keyrings, bpf, ...), closes every other descriptor and only then runs the program
-  in-process. B reaps until P ends and hands P's exit status to A.
+  in-process. B reaps until P ends and hands P's exit status to the init on a pipe.
 
 When B exits or is killed, the kernel kills everything else in its pid namespace, so a
-program leaves nothing behind; killing A kills B (parent-death signal). A exits with the
-program's status as its own. Since the program runs in a fork of this process, its imports
-are already done: that is what makes a run cost milliseconds, not an interpreter start.
-Nothing of other programs is in this process's memory: jobs arrive as file descriptors
-that only the forked child reads.
+program leaves nothing behind; B and P die with the init (parent-death signals). Since
+the program runs in a fork of this process, its imports are already done: that is what
+makes a run cost milliseconds, not an interpreter start. Nothing of other programs is in
+this process's memory: jobs arrive as file descriptors that only the forked child reads.
 
 Control messages (JSON; descriptors travel with SCM_RIGHTS):
   host -> init: {"op": "run", "id": n, "procs": [{"kind", "uid", "limits", "guard"}]}
@@ -47,6 +46,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I: not on the path
 from _box import (
     CLONE_NEWCGROUP,
+    CLONE_NEWPID,
     CLONE_NEWUSER,
     LAST_CAP,
     MS_NODEV,
@@ -72,7 +72,7 @@ SETUP_FAILED = 125  # exit status of a child whose sandbox could not be set up
 # they are killed, so that their own exit status (e.g. a candidate's os._exit(0)) is seen.
 GRACE_S = 0.1
 WORK = "/sandbox"
-_STATE = {"ctl": None, "wake": None, "filter": None, "cfg": None}
+_STATE = {"ctl": None, "wake": None, "filter": None, "cfg": None, "status": {}}
 
 
 # --------------------------------------------------------------------------- a program
@@ -108,70 +108,34 @@ def _report(fd, err):
             continue
 
 
-def _supervise(proc, fds, link):
-    """A (root, outside the new namespaces): fork B into them, mirror the program's status."""
+def _check_parent(life):
+    """Die with the init; `life` reads EOF once the init is gone (B cannot use getppid():
+    as pid 1 of its namespace it reads 0)."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([life], [], [], 0)[0]:
+        os._exit(SETUP_FAILED)  # the init is gone: nobody would stop this program
+
+
+def _init(proc, fds, link, status_w):
+    """B (root; pid 1 of its fresh pid namespace): the other fresh namespaces and mounts,
+    then fork the program P and reap until P ends; P's wait status goes to `status_w`.
+    When B exits, the kernel kills whatever else P left running. (P is not pid 1 itself:
+    pid 1 ignores the signals it has no handler for, SIGXCPU too.)"""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    if _STATE["cfg"]["isolation"] != "none":
-        unshare(NEW_NAMESPACES)
-    me = os.getpid()
-    # B checks `alive` after setting its parent-death signal: EOF means A already died
-    # (B cannot use getppid(): as pid 1 of its namespace it reads 0). B writes the
-    # program's wait status to `status`.
-    alive_r, alive_w = os.pipe()
-    status_r, status_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(alive_w)
-        os.close(status_r)
-        try:
-            _init(proc, fds, link, alive_r, status_w)
-        except BaseException as err:  # the setup failed: say so, never run the program
-            _report(fds[2], err)
-        os._exit(SETUP_FAILED)
-    for fd in (alive_r, status_w, *fds):
-        os.close(fd)
-    if link is not None:
-        link.close()
-    _, status = os.waitpid(pid, 0)
-    data = os.read(status_r, 8)
-    _mirror(int.from_bytes(data, "little") if len(data) == 4 else status, me)
-
-
-def _mirror(status, me):
-    """Exit like the program did (same code, or death by the same signal)."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        with contextlib.suppress(OSError, ValueError):  # SIGKILL/SIGSTOP: no handlers
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-        os.kill(me, sig)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
-def _check_parent(alive):
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if select.select([alive], [], [], 0)[0]:
-        os._exit(SETUP_FAILED)  # the supervisor is gone: nobody would stop this program
-
-
-def _init(proc, fds, link, alive, status_w):
-    """B (root; pid 1 of the new pid namespace): fresh mounts, then fork the program P and
-    reap until P ends. When B exits, the kernel kills whatever else P left running.
-    (P is not pid 1 itself: pid 1 ignores signals it has no handler for, SIGXCPU too.)"""
-    _check_parent(alive)
+    os.close(_STATE["life_w"])  # only the init holds it: EOF means the init is gone
+    _check_parent(_STATE["life"])
     with os.fdopen(fds[0], "rb") as f:
         job = json.loads(f.read())
     if _STATE["cfg"]["isolation"] != "none":
+        unshare(NEW_NAMESPACES & ~CLONE_NEWPID)
         _fresh_mounts(proc["uid"], proc["limits"])
         for cap in range(LAST_CAP + 1):
             if libc().prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
                 break
     pid = os.fork()
     if pid == 0:
-        for fd in (alive, status_w):
-            os.close(fd)
+        os.close(status_w)
         try:
             _program(proc, job, fds, link)
         except BaseException as err:
@@ -209,7 +173,7 @@ def _program(proc, job, fds, link):
     _fresh_interpreter_state(workdir)
     if _STATE["filter"] is not None:
         _STATE["filter"].load()
-    writable = [workdir, "/tmp", "/dev/shm"] if cfg["isolation"] != "none" else [workdir]
+    writable = [workdir, "/tmp"] if cfg["isolation"] != "none" else [workdir]
     runner = __import__("_judge" if proc["kind"] == "judge" else "_harness")
     runner.run(job, proc, workdir, writable, cfg["readable"])
 
@@ -219,9 +183,8 @@ def _fresh_mounts(uid, limits):
     size = limits["tmpfs_mb"]
     opts = f"size={size}m,mode=0700,uid={uid},gid={uid}" if uid is not None else f"size={size}m"
     mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    for path in ("/tmp", "/dev/shm"):
-        if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=1777")
+    # (/dev/shm stays the view's root-owned, read-only directory: nothing to share there.)
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=1777")
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     check(libc().sethostname(b"sandbox", 7), "sethostname")
 
@@ -293,15 +256,18 @@ def _fresh_interpreter_state(workdir):
 
 
 def _start(msg, fds):
-    """Fork one supervisor per proc of a run; returns their pids."""
+    """Fork one B per proc of a run, each into a fresh pid namespace; returns their pids
+    (and keeps, per pid, the pipe its program's exit status comes on)."""
     procs = msg["procs"]
     links = socket.socketpair() if len(procs) == 2 else None
     pids = []
     for k, proc in enumerate(procs):
         mine = fds[3 * k : 3 * k + 3]
-        pid = os.fork()
+        status_r, status_w = os.pipe()
+        pid = _fork_into_new_pid_namespace()
         if pid == 0:
             try:
+                os.close(status_r)
                 for fd in fds:
                     if fd not in mine:
                         os.close(fd)
@@ -309,11 +275,13 @@ def _start(msg, fds):
                 if links is not None:
                     link = links[k]
                     links[1 - k].close()
-                _supervise(proc, mine, link)
+                _init(proc, mine, link, status_w)
             except BaseException as err:
                 _report(mine[2], err)
             finally:
                 os._exit(SETUP_FAILED)
+        os.close(status_w)
+        _STATE["status"][pid] = status_r
         pids.append(pid)
     for fd in fds:
         os.close(fd)
@@ -321,6 +289,34 @@ def _start(msg, fds):
         for s in links:
             s.close()
     return pids
+
+
+def _fork_into_new_pid_namespace():
+    """os.fork(), the child being pid 1 of a new pid namespace (isolated backends).
+
+    unshare(CLONE_NEWPID) sets where this process's next child goes; it may only be
+    called while that is still this process's own namespace, hence the setns first."""
+    if _STATE["cfg"]["isolation"] == "none":
+        return os.fork()
+    check(libc().setns(_STATE["own_pid_ns"], CLONE_NEWPID), "setns")
+    unshare(CLONE_NEWPID)
+    try:
+        return os.fork()
+    finally:
+        if os.getpid() != 1:  # (the parent) later forks go back to its own namespace
+            check(libc().setns(_STATE["own_pid_ns"], CLONE_NEWPID), "setns")
+
+
+def _program_status(pid, status):
+    """The program's wait status as B reported it, else B's own (setup failure, killed)."""
+    fd = _STATE["status"].pop(pid, None)
+    if fd is None:
+        return status
+    try:
+        data = os.read(fd, 8)
+    finally:
+        os.close(fd)
+    return int.from_bytes(data, "little") if len(data) == 4 else status
 
 
 def _status(status):
@@ -374,6 +370,7 @@ def _reap(ctl, runs):
             break
         if pid == 0:
             break
+        status = _program_status(pid, status)
         for pids, done, ended in runs.values():
             if pid in pids:
                 done[pid] = _status(status)
@@ -393,9 +390,13 @@ def main():
     _STATE["cfg"] = cfg
     ctl = socket.socket(fileno=cfg["ctl_fd"])
     _STATE["ctl"] = ctl
+    # Every B checks `life` (EOF once this process is gone); the write end is never used.
+    _STATE["life"], _STATE["life_w"] = os.pipe()
     try:
         if cfg["isolation"] == "unshare":
             enter_box(cfg)
+        if cfg["isolation"] != "none":
+            _STATE["own_pid_ns"] = os.open("/proc/self/ns/pid", os.O_RDONLY)
         elif cfg["isolation"] == "none":
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         sys.path[:] = [cfg["code_dir"]] + [p for p in sys.path if p] + list(cfg["site_dirs"])

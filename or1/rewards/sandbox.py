@@ -17,8 +17,8 @@ the dev container run). Every program, kernel-enforced:
   process it started (daemons cannot outlive it);
 - sees a read-only view of only /usr, /bin-/lib, the Python installation and offered
   site-packages, three /etc files and the sandbox's code; writable only its own fresh
-  tmpfs working directory (/sandbox), /tmp and /dev/shm (size-capped); no host /tmp,
-  $HOME, /root, /run, checkout or host /proc;
+  tmpfs working directory (/sandbox) and /tmp (size-capped); no host /tmp, $HOME,
+  /root, /run, checkout or host /proc;
 - under a seccomp filter (libseccomp via pyseccomp): no execve (so no /bin/sh, however
   it is started), ptrace, process_vm_*, pidfd_*, mount, namespaces, keyrings, bpf, perf,
   io_uring, module or clock changes (sandbox_view.DENY_SYSCALLS); other architectures'
@@ -88,7 +88,7 @@ class Limits:
         nofile: open file descriptors (RLIMIT_NOFILE).
         stdout_bytes: captured stdout beyond this kills the program.
         stderr_bytes: stderr is truncated to this many bytes.
-        tmpfs_mb: size of each of its writable tmpfs (working directory, /tmp, /dev/shm).
+        tmpfs_mb: size of each of its writable tmpfs (working directory, /tmp), MiB.
     """
 
     wall_s: float = 10.0

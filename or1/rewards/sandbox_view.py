@@ -5,7 +5,8 @@ may not make (one spec, used by both strong backends: bubblewrap builds the view
 The view: an empty root (read-only) with read-only binds of /usr, the /bin, /lib, ...
 links or directories, three /etc files the loader needs, the Python installation and the
 offered site-packages, and the sandbox's own code at /or1; a private /dev (null, zero,
-full, random, urandom), /proc and /tmp; /sandbox, where each program gets a fresh tmpfs.
+full, random, urandom), /proc and /tmp; /sandbox, where each program gets a fresh tmpfs
+(and a fresh /tmp and /proc).
 Nothing else of the host exists there: no /tmp, $HOME, /root (beyond the path to a Python
 installed under it), /run, /etc/passwd, the project's checkout or another process.
 """

@@ -254,8 +254,12 @@ def test_programs_cannot_reach_each_other(request, backend):
     name = f"or1-peer-{secrets.token_hex(4)}"
     holder = f"""
 import socket, time
+import os
 open("/tmp/{name}", "w").write("x")
-open("/dev/shm/{name}", "w").write("x")
+try:
+    open("/dev/shm/{name}", "w").write("x")
+except OSError:
+    pass  # read-only for programs on the strong backends
 s = socket.socket(socket.AF_UNIX)
 s.bind("\\0{name}")
 s.listen()
