@@ -30,12 +30,13 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
-from or1.config import OptimConfig
+from or1.config import AlgoConfig, OptimConfig
 from or1.engine.hf_rollout import HFRolloutEngine
-from or1.engine.policy import LocalPolicy, RolloutBatch
+from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
-from or1.objective import ObjectiveSettings, magic_loss
+from or1.objective import magic_loss
 from or1.trainer import build_batch
+from or1.types import RolloutBatch
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
@@ -61,7 +62,7 @@ def rollout_batch(model: Any, tok: Any, prompts: list[list[int]], cfg: Any) -> R
 def measure(name: str, model: Any, tok: Any, prompts: list, cfg: Any, repeats: int) -> dict:
     batch = rollout_batch(model, tok, prompts, cfg)
     policy = LocalPolicy(model, OptimConfig(lr=1e-5), micro_batch_size=cfg.train.micro_batch_size)
-    loss = magic_loss(ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.001))
+    loss = magic_loss(AlgoConfig(), entropy_coef=0.001)
     rows = [torch.arange(len(batch))]
     policy.update(batch, loss, mini_batches=rows)  # warm-up (allocator, optimizer state)
     with FlopCounterMode(display=False) as counter:

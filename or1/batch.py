@@ -10,8 +10,8 @@ import torch
 
 from or1.algo import group_advantages, reject_uniform_groups
 from or1.config import Config
-from or1.engine.policy import RolloutBatch
 from or1.engine.rollout import Rollouts
+from or1.types import RolloutBatch
 
 
 def build_batch(

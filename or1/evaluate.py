@@ -93,7 +93,7 @@ def evaluate_problems(
     k = params.n
     prompts = [encode(p) for p in problems]
     with progress_bar(f"eval {label} (avg@{k})", len(problems), show=show) as bar:
-        rollouts = engine.generate(prompts, params, progress=bar.advance)  # type: ignore[call-arg]
+        rollouts = engine.generate(prompts, params, progress=bar.advance)
     texts = decode(rollouts.response_ids)
     verdicts = score_rollouts(
         problems, rollouts.group_ids, texts, rewards=rewards, workers=reward_workers

@@ -1,86 +1,93 @@
 """The MAGIC objective as a loss function the policy engine calls per micro-batch.
 
-loss = pg_loss(PPO clip, token-mean) - alpha_k * entropy_full (+ beta * KL, ablation).
-The entropy bonus is aggregated like the policy loss; alpha_k comes from the adaptive
-controller (computed by the trainer before the update, from the rollout entropy).
+loss = policy_loss (``algo.loss``: PPO clip by default, token-mean) - alpha_k * entropy
+(+ beta * KL, ablation). The entropy bonus is aggregated like the policy loss; alpha_k
+comes from the adaptive controller (computed by the trainer before the update, from the
+rollout entropy). Built from ``AlgoConfig`` directly: a new setting of the loss is read
+here, nowhere else.
 
 Rollout/trainer mismatch: ``rollout_logp_diff`` is the mean |rollout_logp - logp| over
 response tokens (the trainer's first mini-batch is scored with the weights that sampled
 it, so any difference comes from the rollout engine, e.g. vLLM kernels or bf16).
-``tis_cap`` (off by default, not in the paper) turns on truncated importance sampling:
-each token's policy loss is weighted by min(exp(old_logp - rollout_logp), tis_cap).
+``algo.tis_cap`` (off by default, not in the paper) turns on truncated importance
+sampling: each token's policy loss is weighted by min(exp(old_logp - rollout_logp), cap).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from or1.algo import aggregate_tokens, kl_penalty, policy_loss, token_entropy
-from or1.engine.policy import BatchTotals, LossFn, RolloutBatch
+from or1.algo import POLICY_LOSSES, aggregate_tokens, kl_penalty
+from or1.algo.losses import PolicyLossFn
+from or1.config import AlgoConfig
+from or1.errors import ConfigError
+from or1.types import BatchTotals, LossFn, RolloutBatch, TokenScores
 
 
-@dataclass(frozen=True)
-class ObjectiveSettings:
-    clip_low: float
-    clip_high: float
-    aggregation: str
-    entropy_coef: float
-    kl_beta: float = 0.0
-    tis_cap: float | None = None  # truncated importance-sampling cap; None: off
+def policy_loss_named(name: str) -> PolicyLossFn:
+    """The registered policy loss ``name`` (``algo.loss``), or a ConfigError."""
+    if name not in POLICY_LOSSES:
+        raise ConfigError(
+            f"unknown algo.loss '{name}'; registered losses: {', '.join(sorted(POLICY_LOSSES))}.",
+            hint="register one with or1.algo.register_policy_loss(name, fn).",
+        )
+    return POLICY_LOSSES[name]
 
 
-def magic_loss(settings: ObjectiveSettings) -> LossFn:
-    """Build loss_fn(logp [n,T], logits [n,T,V], micro, totals) -> (loss, stats)."""
+def magic_loss(algo: AlgoConfig, *, entropy_coef: float) -> LossFn:
+    """loss_fn(scores, micro, totals) -> (loss, stats) for ``algo`` and this step's alpha.
+
+    The closure holds only plain data (the config and a float) and module-level
+    functions, so Ray can ship it to the policy ranks.
+    """
+    policy_fn = policy_loss_named(algo.loss)
 
     def loss_fn(
-        logp: torch.Tensor, logits: torch.Tensor, micro: RolloutBatch, totals: BatchTotals
+        scores: TokenScores, micro: RolloutBatch, totals: BatchTotals
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        mask = micro.response_mask.to(logp.device)
-        normalizer = totals.tokens if settings.aggregation == "token-mean" else totals.sequences
+        logp = scores.logp
+        device = logp.device
+        mask = micro.response_mask.to(device)
+        normalizer = totals.tokens if algo.aggregation == "token-mean" else totals.sequences
         normalizer = max(float(normalizer), 1.0)
         # On-policy (N_SGD = 1) the behaviour policy is the current one: old = logp.detach()
         # gives ratio 1 and the exact policy gradient without a second forward pass.
-        old = micro.old_logp.to(logp.device) if micro.old_logp is not None else logp.detach()
-        advantages = micro.advantages.to(logp.device)
-        rollout_logp = micro.rollout_logp.to(logp.device)
-        if settings.tis_cap is not None:
+        old = micro.old_logp.to(device) if micro.old_logp is not None else logp.detach()
+        advantages = micro.advantages.to(device)
+        rollout_logp = micro.rollout_logp.to(device)
+        if algo.tis_cap is not None:
             # The clipped surrogate is positively homogeneous in A: scaling A per token
             # by w > 0 scales that token's loss by w.
-            weight = (old - rollout_logp).exp().clamp(max=settings.tis_cap).detach()
+            weight = (old - rollout_logp).exp().clamp(max=algo.tis_cap).detach()
             advantages = advantages[:, None] * weight
-        pg, stats = policy_loss(
+        pg, stats = policy_fn(
             logp,
             old,
             advantages,
             mask,
-            clip_low=settings.clip_low,
-            clip_high=settings.clip_high,
-            aggregation=settings.aggregation,
+            clip_low=algo.clip_low,
+            clip_high=algo.clip_high,
+            aggregation=algo.aggregation,
             normalizer=normalizer,
         )
-        entropy = token_entropy(logits)
         loss = pg
-        if settings.entropy_coef > 0:
-            loss = loss - settings.entropy_coef * aggregate_tokens(
-                entropy, mask, settings.aggregation, normalizer=normalizer
+        if entropy_coef > 0:
+            loss = loss - entropy_coef * aggregate_tokens(
+                scores.entropy, mask, algo.aggregation, normalizer=normalizer
             )
         tokens = mask.sum().clamp(min=1.0)
-        stats = {**stats, "entropy_full": (entropy.detach() * mask).sum() / tokens}
+        stats = {**stats, "entropy_full": (scores.entropy.detach() * mask).sum() / tokens}
         gap = (logp.detach() - rollout_logp).abs()
         stats["rollout_logp_diff"] = (gap * mask).sum() / tokens
         stats["pg_loss"] = (
-            pg.detach() * normalizer / tokens
-            if settings.aggregation == "token-mean"
-            else pg.detach()
+            pg.detach() * normalizer / tokens if algo.aggregation == "token-mean" else pg.detach()
         )
-        if settings.kl_beta > 0:
+        if algo.kl_beta > 0:
             if micro.ref_logp is None:
                 raise ValueError("kl_beta > 0 needs ref_logp in the batch")
-            kl = kl_penalty(logp, micro.ref_logp.to(logp.device), mask)
-            loss = loss + settings.kl_beta * aggregate_tokens(
-                kl, mask, settings.aggregation, normalizer=normalizer
+            kl = kl_penalty(logp, micro.ref_logp.to(device), mask, kind=algo.kl_kind)
+            loss = loss + algo.kl_beta * aggregate_tokens(
+                kl, mask, algo.aggregation, normalizer=normalizer
             )
             stats["kl_ref"] = (kl.detach() * mask).sum() / tokens
         return loss, stats

@@ -46,7 +46,6 @@ from or1.checkpoint import (
 from or1.config import Config, StageConfig
 from or1.data.problem import Problem
 from or1.data.sampler import PromptSampler
-from or1.engine.policy import RolloutBatch
 from or1.engine.rollout import Rollouts, SamplingParams
 from or1.errors import DataError
 from or1.evaluate import (
@@ -57,13 +56,14 @@ from or1.evaluate import (
     evaluate_sets,
     load_benchmarks,
 )
-from or1.objective import ObjectiveSettings, magic_loss
+from or1.objective import magic_loss
 from or1.progress import progress_bar, step_fields
 from or1.resume import open_run, restore
 from or1.rewards import rewards_from_config, score_rollouts
 from or1.rewards.scoring import step_breakdown
 from or1.rundir import config_text, ensure_run_dir
 from or1.tracking import device_metrics
+from or1.types import RolloutBatch
 
 log = logging.getLogger("or1.trainer")
 
@@ -147,9 +147,7 @@ class Trainer:
     def close(self) -> None:
         """Stop the worker processes of rollout.hf.processes > 1 (idempotent; they are
         daemons and stop at exit anyway)."""
-        close = getattr(self.engine, "close", None)
-        if close is not None:
-            close()
+        self.engine.close()
 
     def __enter__(self) -> Trainer:
         return self
@@ -257,16 +255,7 @@ class Trainer:
             batch.old_logp = self.policy.logprobs(batch, temperature=temperature)
         if cfg.algo.kl_beta > 0:
             batch.ref_logp = self.policy.logprobs(batch, temperature=temperature, reference=True)
-        loss_fn = magic_loss(
-            ObjectiveSettings(
-                clip_low=cfg.algo.clip_low,
-                clip_high=cfg.algo.clip_high,
-                aggregation=cfg.algo.aggregation,
-                entropy_coef=alpha,
-                kl_beta=cfg.algo.kl_beta,
-                tis_cap=cfg.algo.tis_cap,
-            )
-        )
+        loss_fn = magic_loss(cfg.algo, entropy_coef=alpha)
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
         self.sync_weights()
         # Loss statistics averaged over the N_SGD optimizer steps (clip fraction and KL

@@ -12,7 +12,8 @@ from transformers import PreTrainedModel
 
 from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.config import Config, OptimConfig, TinyModelConfig, load_config
-from or1.engine.policy import LocalPolicy, RolloutBatch
+from or1.engine.policy import LocalPolicy
+from or1.types import RolloutBatch
 
 torch.set_num_threads(2)
 

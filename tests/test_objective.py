@@ -1,4 +1,5 @@
-"""The loss the policy calls: truncated importance sampling and the rollout log-prob gap."""
+"""The loss the policy calls: the entropy bonus, the loss registry (GSPO), truncated
+importance sampling and the rollout log-prob gap."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pickle
 import pytest
 import torch
 
-from or1.engine.policy import BatchTotals, RolloutBatch
-from or1.objective import ObjectiveSettings, magic_loss
+from or1.config import AlgoConfig
+from or1.errors import ConfigError
+from or1.objective import magic_loss
+from or1.types import BatchTotals, RolloutBatch, TokenScores
 
 
 def _micro(rollout_logp: torch.Tensor, advantages: list[float]) -> RolloutBatch:
@@ -27,13 +30,15 @@ def _micro(rollout_logp: torch.Tensor, advantages: list[float]) -> RolloutBatch:
     )
 
 
-def _loss(settings: ObjectiveSettings, logp: torch.Tensor, micro: RolloutBatch):
-    logits = torch.zeros((*logp.shape, 5))  # entropy term off (coef 0): any logits
-    return magic_loss(settings)(logp, logits, micro, BatchTotals.of(micro))
+def _loss(algo: AlgoConfig, logp: torch.Tensor, micro: RolloutBatch, coef: float = 0.0):
+    entropy = torch.zeros_like(logp)  # entropy term off (coef 0): any entropy
+    return magic_loss(algo, entropy_coef=coef)(
+        TokenScores(logp, entropy), micro, BatchTotals.of(micro)
+    )
 
 
-BASE = ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.0)
-TIS = ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.0, tis_cap=2.0)
+BASE = AlgoConfig()
+TIS = AlgoConfig(tis_cap=2.0)
 
 
 def test_rollout_logp_diff_is_the_mean_absolute_gap() -> None:
@@ -82,15 +87,43 @@ def test_tis_uses_recomputed_old_logprobs_when_present() -> None:
     assert float(stats["clip_frac"]) == 1.0
 
 
-@pytest.mark.parametrize("settings", [BASE, TIS])
-def test_the_loss_function_ships_to_workers(settings: ObjectiveSettings) -> None:
-    """Ray ships it with cloudpickle (a closure over frozen settings)."""
-    cloudpickle = pytest.importorskip("ray.cloudpickle")
-    fn = cloudpickle.loads(cloudpickle.dumps(magic_loss(settings)))
+@pytest.mark.parametrize("algo", [BASE, TIS])
+def test_the_loss_function_ships_to_workers(algo: AlgoConfig) -> None:
+    """Ray ships it with cloudpickle (a closure over the config and a float)."""
+    import ray.cloudpickle as cloudpickle  # ray is in the dev extra: make test has it
+
+    here = magic_loss(algo, entropy_coef=0.01)
+    there = cloudpickle.loads(cloudpickle.dumps(here))
     logp = torch.log(torch.tensor([[0.5, 0.25]]))
     micro = _micro(logp - 0.1, [1.0])
-    assert torch.allclose(
-        _loss(settings, logp, micro)[0],
-        fn(logp, torch.zeros(1, 2, 5), micro, BatchTotals.of(micro))[0],
-    )
-    pickle.dumps(settings)  # the settings themselves are plain data
+    scores = TokenScores(logp, torch.tensor([[0.3, 0.7]]))
+    totals = BatchTotals.of(micro)
+    assert torch.equal(here(scores, micro, totals)[0], there(scores, micro, totals)[0])
+    pickle.dumps(algo)  # the config itself is plain data
+
+
+def test_the_entropy_bonus_is_subtracted_with_the_coefficient_and_reported() -> None:
+    """loss = pg - alpha * token-mean(entropy); entropy_full is the token mean."""
+    logp = torch.log(torch.tensor([[0.5, 0.25], [0.5, 0.5]]))
+    micro = _micro(logp.clone(), [1.0, -1.0])
+    micro.response_mask[1, 1] = 0.0
+    entropy = torch.tensor([[1.0, 2.0], [3.0, 100.0]])  # the masked 100 is ignored
+    totals = BatchTotals.of(micro)
+    loss, stats = magic_loss(BASE, entropy_coef=0.1)(TokenScores(logp, entropy), micro, totals)
+    pg, _ = magic_loss(BASE, entropy_coef=0.0)(TokenScores(logp, entropy), micro, totals)
+    assert math.isclose(float(loss), float(pg) - 0.1 * (1 + 2 + 3) / 3, rel_tol=1e-6)
+    assert math.isclose(float(stats["entropy_full"]), 2.0, rel_tol=1e-6)
+
+
+def test_gspo_is_selected_by_name_and_an_unknown_loss_is_a_config_error() -> None:
+    """algo.loss=gspo: one ratio per sequence, s = exp(mean log ratio); ppo-clip differs."""
+    logp = torch.log(torch.tensor([[0.5, 0.25]]))
+    micro = _micro(logp.clone(), [1.0])
+    micro.old_logp = torch.log(torch.tensor([[0.25, 0.25]]))  # token ratios 2 and 1
+    gspo = AlgoConfig(loss="gspo", clip_high=0.5, aggregation="seq-mean-token-mean")
+    loss, _ = _loss(gspo, logp, micro)
+    assert math.isclose(float(loss), -math.sqrt(2.0), rel_tol=1e-6)  # s = sqrt(2 * 1) < 1.5
+    ppo, _ = _loss(AlgoConfig(clip_high=0.5, aggregation="seq-mean-token-mean"), logp, micro)
+    assert math.isclose(float(ppo), -(1.5 + 1.0) / 2, rel_tol=1e-6)  # token ratio 2 -> 1.5
+    with pytest.raises(ConfigError, match=r"unknown algo.loss 'gsop'.*gspo, ppo-clip"):
+        magic_loss(AlgoConfig(loss="gsop"), entropy_coef=0.0)

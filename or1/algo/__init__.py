@@ -23,10 +23,13 @@ from or1.algo.filters import (
 from or1.algo.losses import (
     AGGREGATIONS,
     KL_KINDS,
+    POLICY_LOSSES,
     aggregate_tokens,
+    gspo_loss,
     kl_penalty,
     loss_normalizer,
     policy_loss,
+    register_policy_loss,
 )
 from or1.algo.metrics import avg_at_k, pass_at_k, pass_at_k_table
 
@@ -34,6 +37,7 @@ __all__ = [
     "AGGREGATIONS",
     "GRPO_EPS",
     "KL_KINDS",
+    "POLICY_LOSSES",
     "AdaptiveEntropyController",
     "FixedEntropyCoef",
     "aggregate_tokens",
@@ -41,12 +45,14 @@ __all__ = [
     "drop_solved",
     "group_accuracy",
     "group_advantages",
+    "gspo_loss",
     "keep_by_pass_rate",
     "kl_penalty",
     "loss_normalizer",
     "pass_at_k",
     "pass_at_k_table",
     "policy_loss",
+    "register_policy_loss",
     "reject_uniform_groups",
     "solved_prompts",
     "token_entropy",

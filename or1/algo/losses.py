@@ -1,4 +1,4 @@
-"""PPO clipped policy loss, token aggregation and the (ablation-only) KL penalty.
+"""Policy losses (a registry), token aggregation and the (ablation-only) KL penalty.
 
 Recipe (RECIPE.md step 5): ratio = exp(logp - old_logp), per-token loss
 max(-A * ratio, -A * clip(ratio, 1 - clip_low, 1 + clip_high)), aggregated
@@ -16,7 +16,13 @@ Choices:
   mini-batch loss; compute it once per mini-batch with ``loss_normalizer``.
 - The "approx_kl" statistic is the k1 estimator mean(old_logp - logp) of
   KL(old || new) over response tokens, the quantity verl logs as ``ppo_kl``.
+
+Registry: ``POLICY_LOSSES`` maps a name (``algo.loss``) to a function with the signature
+of ``policy_loss``; ``register_policy_loss`` adds one. Entries: "ppo-clip" (the recipe's)
+and "gspo" (Zheng et al. 2025, sequence-level importance ratio).
 """
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -222,3 +228,66 @@ def kl_penalty(logp: Tensor, ref_logp: Tensor, mask: Tensor, *, kind: str = "k3"
         d = diff.clamp(-20.0, 20.0)
         kl = (d.exp() - d - 1.0).clamp(-10.0, 10.0)
     return torch.where(keep, kl, torch.zeros_like(kl))
+
+
+def gspo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    aggregation: str = "token-mean",
+    normalizer: float | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """GSPO: the clipped surrogate with one importance ratio per sequence.
+
+    s_i = exp(mean_t (logp_it - old_logp_it)), the length-normalized sequence ratio, is
+    clipped to [1 - clip_low, 1 + clip_high] and applied to every token of the sequence
+    in the "GSPO-token" form s_it = sg[s_i] * exp(logp_it - sg[logp_it]) (value s_i,
+    gradient s_i * d logp_it), so per-token advantages and every aggregation work. With
+    per-sequence advantages and "seq-mean-token-mean" this is GSPO's sequence objective
+    exactly; its paper uses clip ranges of about 3e-4 / 4e-4, not PPO's 0.2.
+
+    Args and returns: as ``policy_loss`` ("clip_frac" counts the tokens of clipped
+    sequences; "ratio_mean"/"ratio_max" are over the per-token values s_i).
+
+    Example:
+        >>> lp = torch.log(torch.tensor([[0.5, 0.6]]))
+        >>> gspo_loss(lp, lp, torch.tensor([1.0]), torch.ones(1, 2))[0]  # s = 1: -A
+        tensor(-1.)
+    """
+    if old_logp.shape != logp.shape or mask.shape != logp.shape or logp.dim() != 2:
+        raise ValueError(
+            f"logp, old_logp and mask must all be [B, T], got {tuple(logp.shape)}, "
+            f"{tuple(old_logp.shape)}, {tuple(mask.shape)}"
+        )
+    keep = mask.bool()
+    adv = _token_advantages(advantages, logp.shape).to(logp.dtype)
+    log_ratio = torch.where(keep, logp - old_logp, torch.zeros_like(logp))
+    seq = log_ratio.sum(-1) / keep.sum(-1).clamp(min=1)  # [B]: log s_i
+    token_log_ratio = seq.detach()[:, None] + torch.where(keep, logp - logp.detach(), 0.0)
+    ratio = token_log_ratio.exp()
+    unclipped = -adv * ratio
+    clipped = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+    per_token = torch.maximum(unclipped, clipped)
+    loss = aggregate_tokens(per_token, keep, aggregation, normalizer=normalizer)
+    stats = _ratio_stats(token_log_ratio.detach(), clipped > unclipped, keep)
+    stats["approx_kl"] = _masked_mean(-log_ratio.detach(), keep)
+    return loss, stats
+
+
+PolicyLossFn = Callable[..., tuple[Tensor, dict[str, Tensor]]]
+"""(logp, old_logp, advantages, mask, *, clip_low, clip_high, aggregation, normalizer)
+-> (loss, stats): the signature of ``policy_loss``."""
+
+POLICY_LOSSES: dict[str, PolicyLossFn] = {"ppo-clip": policy_loss, "gspo": gspo_loss}
+"""Policy losses by name (``algo.loss``); "ppo-clip" is the recipe's."""
+
+
+def register_policy_loss(name: str, fn: PolicyLossFn, *, replace: bool = False) -> None:
+    """Add a policy loss under ``name`` (same signature as ``policy_loss``)."""
+    if not name or (name in POLICY_LOSSES and not replace):
+        raise ValueError(f"policy loss {name!r} is empty or already registered (replace=True)")
+    POLICY_LOSSES[name] = fn

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -23,6 +22,7 @@ from transformers import (
 )
 
 from or1.config import ModelConfig, TinyModelConfig
+from or1.engine.precision import master_dtype, resolve_device
 from or1.engine.rollout import IM_END
 from or1.errors import ConfigError
 
@@ -83,21 +83,6 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -
     return Qwen2ForCausalLM(config)
 
 
-def resolve_device(cfg: ModelConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("model.device=cuda but no CUDA device is visible.", hint="use cpu.")
-    return torch.device(cfg.device)
-
-
-def resolve_dtype(cfg: ModelConfig, device: torch.device) -> torch.dtype:
-    # bf16 is emulated on CPU (about 8x slower to train), so CPU defaults to fp32.
-    if cfg.dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, cfg.dtype)
-
-
 def load_tokenizer(path: str | Path, cfg: ModelConfig) -> PreTrainedTokenizerFast:
     """The tokenizer of a local HF model directory, which must have a chat template
     (``cfg.chat_template`` supplies one), padding on the left."""
@@ -130,7 +115,8 @@ def load_pretrained(
         )
     device = resolve_device(cfg)
     tokenizer = load_tokenizer(path, cfg)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(cfg, device))
+    # Loaded in the master dtype; forward/backward and rollouts run in the compute dtype.
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=master_dtype(cfg))
     if cfg.gradient_checkpointing:  # renamed activation checkpointing in transformers 5.2x
         enable = getattr(model, "activation_checkpointing_enable", None)
         (enable or model.gradient_checkpointing_enable)()

@@ -34,10 +34,14 @@ class AlgoConfig(Section):
     """
 
     variant: Literal["paper", "released-code"] = "paper"
+    # A name in or1.algo.POLICY_LOSSES: "ppo-clip" (the paper's) or "gspo" (sequence-level
+    # ratio, GSPO; its paper pairs it with seq-mean-token-mean and clips ~3e-4 / 4e-4).
+    loss: str = Field("ppo-clip", description="policy loss, a registered name: ppo-clip, gspo")
     clip_low: float = Field(0.2, ge=0, lt=1)
     clip_high: float = Field(0.2, ge=0)
     aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
     kl_beta: float = Field(0.0, ge=0)  # ablation only; the paper uses none
+    kl_kind: Literal["k1", "k2", "k3"] = Field("k3", description="KL estimator (kl_beta > 0)")
     adv_eps: float = Field(1e-6, gt=0)
     normalize_std: bool = True
     reject_uniform_groups: bool = True

@@ -28,7 +28,14 @@ class ModelConfig(Section):
     # directory (or1/build/gguf.py).
     gguf_file: str | None = None
     tiny: TinyModelConfig = TinyModelConfig()
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    # The compute dtype of forward/backward and rollouts. auto: bf16 on a GPU, fp32 on a
+    # CPU (bf16 is emulated there, ~8x slower; bfloat16 on a CPU is for testing the policy).
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # The master weights and the AdamW state (RECIPE step 9: bf16 compute, fp32 masters).
+    # bfloat16 keeps the whole model in bf16: at lr 1e-6 most updates then round away.
+    master_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="dtype of the trained parameters and the optimizer state"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     gradient_checkpointing: bool = False
     # A Jinja chat template for a tokenizer that has none (a model.path without one is an

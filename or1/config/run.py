@@ -67,6 +67,15 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(10, gt=0)
     keep_checkpoints: int = Field(2, gt=0)
     micro_batch_size: int = Field(64, gt=0, description="sequences per forward/backward")
+    micro_batch_tokens: int | None = Field(
+        None, gt=0, description="also at most this many padded tokens per forward/backward"
+    )
+    # The LM head, log-probs and entropy run over chunks of this many tokens from the final
+    # hidden states, so no [n, T, V] logits tensor exists (or1/engine/lm_head.py). None
+    # materializes the logits (the unchunked reference; ~2.4 MB per token at V = 152K).
+    logits_chunk_tokens: int | None = Field(
+        1024, gt=0, description="tokens per chunk of the LM head; null: unchunked logits"
+    )
     threads: int | None = Field(None, gt=0, description="torch CPU threads")
     save_samples: int = Field(4, ge=0, description="groups written to samples/ per step")
 

@@ -1,11 +1,21 @@
 """One rank of a sharded policy: torch.distributed + FSDP2 ``fully_shard`` (no Ray here).
 
-Every rank holds 1/W of each parameter and of the AdamW state. ``update`` runs this
-rank's shard of each mini-batch (see ``or1.distributed.sharding``): forward/backward with
-the trainer's loss function and the mini-batch's *global* totals; FSDP2 reduce-scatters
-the gradients with a *sum* (divide factor 1: the per-rank losses are already normalized
-by the global totals, so their sum is the single-process loss); the gradient norm is the
-global norm of the sharded DTensor gradients; each rank steps its own AdamW shard.
+Every rank holds 1/W of each parameter and of the AdamW state, in the master dtype
+(``model.master_dtype``, fp32). Forward/backward run in the compute dtype under FSDP2's
+``MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=float32)``: each layer's
+shards are all-gathered in bf16 for its forward/backward, and its gradients are
+reduce-scattered in fp32 onto the fp32 shards, where AdamW steps.
+
+The forward is ``or1.engine.forward.ResponseScorer``, the same module the local policy
+runs (no [n, T, V] logits); it is the FSDP2 root unit, each decoder layer a unit below it.
+``update`` runs this rank's shard of each mini-batch (see ``or1.distributed.sharding``),
+in the micro-batches the driver planned (the same count on every rank: FSDP2 runs
+collectives in every forward/backward), with the trainer's loss function and the
+mini-batch's *global* totals; FSDP2 reduce-scatters the gradients with a *sum* (divide
+factor 1: the per-rank losses are already normalized by the global totals, so their sum
+is the single-process loss); the gradient norm is the global norm of the sharded DTensor
+gradients; each rank steps its own AdamW shard. A non-finite global gradient norm stops
+every rank alike (``TrainingError``) before the step.
 
 gloo on CPU, NCCL on GPU. Ray (``or1.distributed.ray``) only places these objects in
 processes and carries their arguments.
@@ -29,7 +39,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 
@@ -37,7 +47,10 @@ from or1.checkpoint import first_non_finite, non_finite_error
 from or1.config import OptimConfig
 from or1.distributed.dcp import load_state, local_tensors, save_state, training_state
 from or1.distributed.sharding import PolicyShard
-from or1.engine.policy import LossFn, RolloutBatch, gather_logprobs, trim_padding
+from or1.engine.forward import ResponseScorer
+from or1.engine.micro import trim_padding
+from or1.engine.policy import check_finite
+from or1.types import LossFn, RolloutBatch, TokenScores
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 # ``OR1_KILL_WORKER_AT_UPDATE=N``: the last rank SIGKILLs itself when its N-th update
@@ -45,38 +58,21 @@ FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 KILL_ENV = "OR1_KILL_WORKER_AT_UPDATE"
 
 
-def response_logits(
-    model: torch.nn.Module, batch: RolloutBatch, temperature: float, device: torch.device
-) -> torch.Tensor:
-    """[n, T] -> [n, T, V] logits that predict the response tokens, at the temperature.
-
-    The computation of ``LocalPolicy._response_logits`` (the LM head only on the
-    response positions); test_ray checks that both policies agree.
-    """
-    ids = batch.input_ids.to(device)
-    mask = batch.attention_mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    p, width = batch.prompt_length, ids.shape[1]
-    keep = torch.arange(p - 1, width - 1, device=device)
-    logits = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
-    ).logits.float()
-    return logits / temperature if temperature != 1.0 else logits
+def mixed_precision(master: torch.dtype, compute: torch.dtype) -> MixedPrecisionPolicy:
+    """Compute in ``compute``; gradients reduced in fp32 onto the ``master`` shards."""
+    if compute == master:
+        return MixedPrecisionPolicy()
+    return MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=torch.float32)
 
 
-def micro_batches(batch: RolloutBatch, n_micro: int) -> list[torch.Tensor]:
-    """Exactly ``n_micro`` row groups of similar lengths (less padding to trim)."""
-    order = torch.sort(batch.attention_mask.sum(-1), descending=True, stable=True).indices
-    return list(order.tensor_split(n_micro))
-
-
-def shard_model(model: torch.nn.Module, mesh: Any) -> None:
-    """``fully_shard`` each decoder layer, then the root (embeddings, norm, tied head)."""
-    layers = getattr(getattr(model, "model", None), "layers", None)
+def shard_model(scorer: ResponseScorer, mesh: Any, mp_policy: MixedPrecisionPolicy) -> None:
+    """``fully_shard`` each decoder layer, then the root: the scorer, which holds the
+    embeddings, the final norm and the (tied) head."""
+    layers = getattr(scorer.model.base_model, "layers", None)
     for layer in layers or []:
-        fully_shard(layer, mesh=mesh)
-    fully_shard(model, mesh=mesh)
-    for module in model.modules():
+        fully_shard(layer, mesh=mesh, mp_policy=mp_policy)
+    fully_shard(scorer, mesh=mesh, mp_policy=mp_policy)
+    for module in scorer.modules():
         if isinstance(module, FSDPModule):
             # Sum, not mean: the rank losses are normalized by global totals already.
             # Plain SUM collectives (gloo has no PREMUL_SUM).
@@ -92,7 +88,9 @@ class ShardedPolicyWorker:
         optim: AdamW settings (as ``LocalPolicy``).
         keep_reference: keep a frozen, also sharded, copy of the start weights (KL ablation).
         threads: torch intra-op threads in this process (CPU).
-        dtype: the dtype to train in (None: keep the model's).
+        master_dtype: the dtype of the parameters and AdamW state (None: the model's).
+        compute_dtype: the dtype of forward/backward (None: the master dtype).
+        logits_chunk_tokens: tokens per chunk of the LM head (None: [n, T, V] logits).
     """
 
     def __init__(
@@ -102,15 +100,23 @@ class ShardedPolicyWorker:
         *,
         keep_reference: bool = False,
         threads: int | None = None,
-        dtype: torch.dtype | None = None,
+        master_dtype: torch.dtype | None = None,
+        compute_dtype: torch.dtype | None = None,
+        logits_chunk_tokens: int | None = 1024,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
-        if dtype is not None:
-            model.to(dtype)
+        if master_dtype is not None:
+            model.to(master_dtype)
         self.model = model
+        self.master_dtype = next(model.parameters()).dtype
+        self.compute_dtype = compute_dtype or self.master_dtype
         self.optim_cfg = optim
-        self.reference = copy.deepcopy(model).requires_grad_(False) if keep_reference else None
+        self.scorer = ResponseScorer(model, chunk_tokens=logits_chunk_tokens)
+        self.reference = None
+        if keep_reference:
+            frozen = copy.deepcopy(model).requires_grad_(False)
+            self.reference = ResponseScorer(frozen, chunk_tokens=logits_chunk_tokens)
         self.names = [name for name, _ in model.named_parameters()]
         self.updates = 0
 
@@ -140,11 +146,12 @@ class ShardedPolicyWorker:
         )
         self.rank, self.world = rank, world
         mesh = init_device_mesh(self.device.type, (world,))
-        self.model.to(self.device)
-        shard_model(self.model, mesh)
+        mp_policy = mixed_precision(self.master_dtype, self.compute_dtype)
+        self.scorer.to(self.device)
+        shard_model(self.scorer, mesh, mp_policy)
         if self.reference is not None:
             self.reference.to(self.device).eval()
-            shard_model(self.reference, mesh)
+            shard_model(self.reference, mesh, mp_policy)
         o = self.optim_cfg
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
@@ -154,18 +161,27 @@ class ShardedPolicyWorker:
         return os.getpid()
 
     # ---- compute ---------------------------------------------------------------------
+    def _score(
+        self, scorer: ResponseScorer, micro: RolloutBatch, temperature: float
+    ) -> TokenScores:
+        return scorer(
+            micro.input_ids.to(self.device),
+            micro.attention_mask.to(self.device),
+            prompt_length=micro.prompt_length,
+            temperature=temperature,
+        )
+
     @torch.no_grad()
     def logprobs(self, shard: PolicyShard, *, temperature: float, reference: bool) -> torch.Tensor:
         """[R, T] response log-probs of this rank's shard (padding rows included)."""
-        model = self.reference if reference else self.model
-        if model is None:
+        scorer = self.reference if reference else self.scorer
+        if scorer is None:
             raise ValueError("this policy keeps no reference model")
-        model.eval()
+        scorer.eval()
         out = torch.zeros(shard.batch.response_mask.shape)
-        for idx in micro_batches(shard.batch, shard.n_micro):
+        for idx in shard.micro:
             micro = trim_padding(shard.batch.select(idx))
-            logits = response_logits(model, micro, temperature, self.device)
-            logp = gather_logprobs(logits, micro.response_ids.to(self.device)).cpu()
+            logp = self._score(scorer, micro, temperature).logp.cpu()
             out[idx, : logp.shape[1]] = logp
         return out
 
@@ -177,16 +193,19 @@ class ShardedPolicyWorker:
         ``*_max`` one), ``grad_norm``."""
         self.updates += 1
         self._fault_injection()
-        self.model.train()
-        return [self._step(shard, loss_fn, temperature) for shard in shards]
+        self.scorer.train()
+        return [self._step(k, shard, loss_fn, temperature) for k, shard in enumerate(shards)]
 
-    def _step(self, shard: PolicyShard, loss_fn: LossFn, temperature: float) -> dict[str, float]:
+    def _step(
+        self, step: int, shard: PolicyShard, loss_fn: LossFn, temperature: float
+    ) -> dict[str, float]:
         out: dict[str, float] = {"tokens": 0.0}
-        for idx in micro_batches(shard.batch, shard.n_micro):
+        for idx in shard.micro:
             micro = trim_padding(shard.batch.select(idx))
-            logits = response_logits(self.model, micro, temperature, self.device)
-            logp = gather_logprobs(logits, micro.response_ids.to(self.device))
-            loss, stats = loss_fn(logp, logits, micro, shard.totals)
+            loss, stats = loss_fn(self._score(self.scorer, micro, temperature), micro, shard.totals)
+            # No per-rank check of the loss here: a rank that stopped alone would leave
+            # the others waiting in a collective. A non-finite loss makes the global
+            # gradient norm non-finite on every rank, and that is checked below.
             loss.backward()
             tokens = float(micro.response_mask.sum())
             if tokens == 0:  # padding only: no statistics (they would be 0/0)
@@ -197,19 +216,24 @@ class ShardedPolicyWorker:
                     out[f"max:{key}"] = max(out.get(f"max:{key}", float(value)), float(value))
                 else:
                     out[f"sum:{key}"] = out.get(f"sum:{key}", 0.0) + float(value) * tokens
-        out["grad_norm"] = self._clip_grad_norm(self.optim_cfg.grad_clip)
+        norm = self._clip_grad_norm(self.optim_cfg.grad_clip)
+        if not bool(torch.isfinite(norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            check_finite(norm, "gradient norm", step)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        out["grad_norm"] = float(norm)
         return out
 
-    def _clip_grad_norm(self, max_norm: float) -> float:
+    def _clip_grad_norm(self, max_norm: float) -> torch.Tensor:
         """Global L2 norm of the sharded gradients, then clip (as clip_grad_norm_)."""
         params = [p for p in self.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         if isinstance(norm, DTensor):  # a partial norm per shard -> the global one
             norm = norm.full_tensor()
-        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
-        return float(norm)
+        if bool(torch.isfinite(norm)):
+            torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+        return norm
 
     def _fault_injection(self) -> None:
         if self.rank == self.world - 1 and os.environ.get(KILL_ENV) == str(self.updates):

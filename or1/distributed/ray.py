@@ -3,7 +3,7 @@
 The controller (``or1.trainer``) stays one process and sees the same ``Policy`` and
 ``RolloutEngine`` protocols as with the local engines. Here:
 
-- a placement group of W bundles (1 GPU each on GPUs, else CPUs) places the actors;
+- a placement group of W bundles (``or1.distributed.actors``) places the actors;
   policy rank i and rollout worker i share bundle i (colocated, as verl does: rollout
   and update alternate in time, never overlap);
 - ``RayPolicy`` splits each mini-batch's rows over the ranks (``sharding.shard_rows``;
@@ -26,107 +26,41 @@ calls and objects, torch.distributed does the collectives.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import ray
 import torch
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from or1.build.models import resolve_dtype
 from or1.config import Config, OptimConfig
+from or1.distributed.actors import Placement, WorkerGroup, connect
 from or1.distributed.fsdp import ShardedPolicyWorker
 from or1.distributed.rollout_worker import RolloutWorker
 from or1.distributed.sharding import PolicyShard, merge_rows, merge_stats, shard_rows
 from or1.engine.factory import Engines, RolloutSpec, rollout_spec
-from or1.engine.policy import LossFn, RolloutBatch
+from or1.engine.precision import master_dtype, resolve_dtype
 from or1.engine.rollout import Rollouts, SamplingParams, merge_rollouts, split_prompts
-from or1.errors import ConfigError, Or1Error, WorkerError
+from or1.errors import ConfigError
+from or1.types import LossFn, RolloutBatch
 
 log = logging.getLogger("or1.distributed")
-
-RESUME_HINT = (
-    "the run stopped; its last checkpoint is intact: continue with "
-    "`or1 train --resume <run dir>`. The worker's own log is under "
-    "/tmp/ray/session_latest/logs (worker-*.err)."
-)
-# Placement-group reservation timeout: a cluster that cannot fit the bundles never will.
-PLACEMENT_TIMEOUT_S = 120
-
-
-class WorkerGroup:
-    """Actors of one kind; every call waits on all of them and fails fast on a death."""
-
-    def __init__(self, kind: str, actors: list[Any]) -> None:
-        self.kind, self.actors = kind, actors
-
-    def __len__(self) -> int:
-        return len(self.actors)
-
-    def call(self, method: str, per_actor: Sequence[tuple[tuple, dict]] | None = None) -> list:
-        """Call ``method`` on every actor (with per-actor args) and wait for all results."""
-        per_actor = per_actor or [((), {})] * len(self.actors)
-        refs = [
-            getattr(actor, method).remote(*args, **kwargs)
-            for actor, (args, kwargs) in zip(self.actors, per_actor, strict=True)
-        ]
-        return self.wait(refs, method)
-
-    def call_all(self, method: str, *args: Any, **kwargs: Any) -> list:
-        return self.call(method, [(args, kwargs)] * len(self.actors))
-
-    def wait(
-        self, refs: list[Any], what: str, on_ready: Callable[[int], None] | None = None
-    ) -> list:
-        """Results of ``refs`` in order. The first failure is raised at once (a rank that
-        died leaves the others blocked in a collective: they are killed)."""
-        index = {ref: i for i, ref in enumerate(refs)}
-        results: list[Any] = [None] * len(refs)
-        pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            i = index[ready[0]]
-            try:
-                results[i] = ray.get(ready[0])
-            except ray.exceptions.RayActorError as err:
-                self.kill()
-                raise WorkerError(
-                    f"{self.kind} worker {i} of {len(self.actors)} died during {what} "
-                    f"({type(err).__name__}: {_first_line(err)}).",
-                    hint=RESUME_HINT,
-                ) from None
-            except ray.exceptions.RayTaskError as err:
-                self.kill()
-                if isinstance(err.cause, Or1Error):  # ours: its one-paragraph message
-                    raise err.cause from None
-                cause = err.as_instanceof_cause()
-                raise cause from None
-            if on_ready is not None:
-                on_ready(i)
-        return results
-
-    def kill(self) -> None:
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-
-
-def _first_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0][:200] if lines else "no detail"
 
 
 class RayPolicy:
     """``Policy`` over W ``ShardedPolicyWorker`` ranks (FSDP2)."""
 
     def __init__(
-        self, group: WorkerGroup, model: PreTrainedModel, *, micro_batch_size: int
+        self,
+        group: WorkerGroup,
+        model: PreTrainedModel,
+        *,
+        micro_batch_size: int,
+        micro_batch_tokens: int | None = None,
     ) -> None:
         self.group, self.model, self.micro_batch_size = group, model, micro_batch_size
+        self.micro_batch_tokens = micro_batch_tokens
         self._current = True  # is self.model (the controller's copy) up to date?
 
     @property
@@ -134,7 +68,13 @@ class RayPolicy:
         return len(self.group)
 
     def _shards(self, batch: RolloutBatch, rows: torch.Tensor) -> list[PolicyShard]:
-        return shard_rows(batch, rows, world=self.world, micro_batch_size=self.micro_batch_size)
+        return shard_rows(
+            batch,
+            rows,
+            world=self.world,
+            micro_batch_size=self.micro_batch_size,
+            micro_batch_tokens=self.micro_batch_tokens,
+        )
 
     def logprobs(
         self, batch: RolloutBatch, *, temperature: float = 1.0, reference: bool = False
@@ -246,66 +186,8 @@ class RayRollout:
         args = [((s,), {}) for s in states[: len(self.group)]]
         self.group.call("set_rng_state", args + [(({},), {})] * (len(self.group) - len(args)))
 
-
-# ---- building the groups --------------------------------------------------------------
-def connect() -> None:
-    """Join the Ray cluster at $RAY_ADDRESS (or a running local one), else start one."""
-    if ray.is_initialized():
-        return
-    ray.init(
-        address=os.environ.get("RAY_ADDRESS"),
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-    )
-
-
-@dataclass
-class Placement:
-    """W reserved bundles (1 GPU each on GPUs) and what each holds."""
-
-    group: PlacementGroup
-    workers: int
-    cpus: int  # per bundle
-    use_gpu: bool
-
-    @classmethod
-    def reserve(cls, workers: int, *, use_gpu: bool) -> Placement:
-        """Share the cluster's CPUs out over W bundles and wait until Ray places them."""
-        resources = ray.cluster_resources()
-        cpus = int(resources.get("CPU", 0)) // workers
-        gpus = int(resources.get("GPU", 0))
-        if cpus < 1 or (use_gpu and gpus < workers):
-            raise ConfigError(
-                f"distributed.workers={workers} needs {workers} bundles of 1 CPU"
-                + (" and 1 GPU" if use_gpu else "")
-                + f"; the Ray cluster has {resources.get('CPU', 0):g} CPUs, {gpus} GPUs.",
-                hint="lower distributed.workers or add nodes to the Ray cluster.",
-            )
-        bundle = {"CPU": float(cpus), **({"GPU": 1.0} if use_gpu else {})}
-        pg = placement_group([dict(bundle) for _ in range(workers)], strategy="PACK")
-        try:
-            ray.get(pg.ready(), timeout=PLACEMENT_TIMEOUT_S)
-        except ray.exceptions.GetTimeoutError:
-            remove_placement_group(pg)
-            raise ConfigError(
-                f"Ray could not place {workers} bundles of {bundle} in {PLACEMENT_TIMEOUT_S} s.",
-                hint="check `ray status`: free resources, or lower distributed.workers.",
-            ) from None
-        return cls(pg, workers, cpus, use_gpu)
-
-    def options(self, index: int) -> dict[str, Any]:
-        """Actor options for bundle ``index``: the bundle holds the CPUs and the GPU; its
-        policy rank and rollout worker (colocated, never busy at once) share them."""
-        env = {k: v for k, v in os.environ.items() if k.startswith("OR1_")}
-        return {
-            "num_cpus": 0.01,
-            "num_gpus": 0.5 if self.use_gpu else 0.0,
-            "scheduling_strategy": PlacementGroupSchedulingStrategy(
-                placement_group=self.group, placement_group_bundle_index=index % self.workers
-            ),
-            "runtime_env": {"env_vars": env},
-            "max_restarts": 0,
-        }
+    def close(self) -> None:
+        """The actors stop with the Ray session (the trainer's process)."""
 
 
 def start_policy(
@@ -314,18 +196,19 @@ def start_policy(
     optim: OptimConfig,
     *,
     micro_batch_size: int,
-    keep_reference: bool = False,
-    threads: int | None = None,
-    dtype: torch.dtype | None = None,
+    micro_batch_tokens: int | None = None,
     model_ref: Any = None,
+    **worker_options: Any,
 ) -> RayPolicy:
-    """W FSDP2 ranks, one per bundle, in one torch.distributed group."""
+    """W FSDP2 ranks, one per bundle, in one torch.distributed group.
+
+    ``worker_options`` go to every ``ShardedPolicyWorker`` (keep_reference, threads,
+    master_dtype, compute_dtype, logits_chunk_tokens).
+    """
     model_ref = model_ref if model_ref is not None else ray.put(model)
     cls = ray.remote(ShardedPolicyWorker)
     actors = [
-        cls.options(**placement.options(i)).remote(
-            model_ref, optim, keep_reference=keep_reference, threads=threads, dtype=dtype
-        )
+        cls.options(**placement.options(i)).remote(model_ref, optim, **worker_options)
         for i in range(placement.workers)
     ]
     group = WorkerGroup("policy", actors)
@@ -335,7 +218,9 @@ def start_policy(
         "setup",
         [((), {"rank": r, "world": world, "address": address, "port": port}) for r in range(world)],
     )
-    return RayPolicy(group, model, micro_batch_size=micro_batch_size)
+    return RayPolicy(
+        group, model, micro_batch_size=micro_batch_size, micro_batch_tokens=micro_batch_tokens
+    )
 
 
 def start_rollout(
@@ -390,7 +275,7 @@ def make_ray_engines(
     use_gpu = cfg.model.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0
     placement = Placement.reserve(cfg.distributed.workers, use_gpu=use_gpu)
     threads = cfg.train.threads or placement.cpus
-    dtype = resolve_dtype(cfg.model, torch.device("cuda" if use_gpu else "cpu"))
+    compute = resolve_dtype(cfg.model, torch.device("cuda" if use_gpu else "cpu"))
     model.to("cpu")  # the controller's copy: checkpoints only
     model_ref = ray.put(model)  # one copy in the object store for every actor
     policy = start_policy(
@@ -398,10 +283,13 @@ def make_ray_engines(
         model,
         cfg.optim,
         micro_batch_size=cfg.train.micro_batch_size,
+        micro_batch_tokens=cfg.train.micro_batch_tokens,
+        model_ref=model_ref,
         keep_reference=cfg.algo.kl_beta > 0,
         threads=threads,
-        dtype=dtype,
-        model_ref=model_ref,
+        master_dtype=master_dtype(cfg.model),
+        compute_dtype=compute,
+        logits_chunk_tokens=cfg.train.logits_chunk_tokens,
     )
     rollout = start_rollout(
         placement,
@@ -409,7 +297,7 @@ def make_ray_engines(
         spec,
         workers=cfg.distributed.rollout_workers or cfg.distributed.workers,
         threads=threads,
-        dtype=dtype,
+        dtype=compute,
     )
 
     def sync_weights() -> None:

@@ -8,6 +8,11 @@ whose response mask is zero (they add nothing to the loss, the gradient or the s
 The loss normalizers (``BatchTotals``) are counted over the whole mini-batch *before*
 sharding, so the W shard losses add up exactly to the single-process loss.
 
+Micro-batches are planned here too (``or1.engine.micro.plan_micro_batches``, by rows and
+optionally by a token budget), then evened out: a shard with fewer micro-batches than
+the most has its largest ones halved (a subset of a micro-batch stays within both
+budgets), so every rank runs the same number of forward/backward passes.
+
 Prompts are split over rollout workers by ``or1.engine.rollout.split_prompts`` (shared
 with the local multi-process engine).
 """
@@ -19,7 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from or1.engine.policy import BatchTotals, RolloutBatch
+from or1.engine.micro import plan_micro_batches
+from or1.types import BatchTotals, RolloutBatch
 
 
 @dataclass
@@ -30,17 +36,23 @@ class PolicyShard:
         batch: R rows (real rows first, then zero-mask padding rows).
         real: how many of the R rows are real (the rest are padding).
         totals: counts over the whole mini-batch (all ranks), for loss normalization.
-        n_micro: forward/backward passes to run (identical on every rank).
+        micro: the forward/backward passes to run, as row indices into ``batch`` (the
+            same number on every rank).
     """
 
     batch: RolloutBatch
     real: int
     totals: BatchTotals
-    n_micro: int
+    micro: list[torch.Tensor]
 
 
 def shard_rows(
-    batch: RolloutBatch, rows: torch.Tensor, *, world: int, micro_batch_size: int
+    batch: RolloutBatch,
+    rows: torch.Tensor,
+    *,
+    world: int,
+    micro_batch_size: int,
+    micro_batch_tokens: int | None = None,
 ) -> list[PolicyShard]:
     """Split ``batch``'s ``rows`` (a [n] long tensor, n >= 1) into ``world`` equal shards.
 
@@ -51,8 +63,7 @@ def shard_rows(
         raise ValueError("cannot shard an empty mini-batch")
     totals = BatchTotals.of(batch.select(rows))
     per_rank = math.ceil(len(rows) / world)
-    n_micro = math.ceil(per_rank / micro_batch_size)
-    shards = []
+    parts = []
     for part in rows.tensor_split(world):
         real = len(part)
         filler = part[:1] if real else rows[:1]
@@ -60,8 +71,30 @@ def shard_rows(
         shard = batch.select(index)
         shard.response_mask = shard.response_mask.clone()
         shard.response_mask[real:] = 0.0
-        shards.append(PolicyShard(shard, real, totals, n_micro))
-    return shards
+        plan = plan_micro_batches(
+            shard,
+            torch.arange(per_rank),
+            max_rows=micro_batch_size,
+            max_tokens=micro_batch_tokens,
+        )
+        parts.append((shard, real, plan))
+    count = max(len(plan) for _, _, plan in parts)
+    return [PolicyShard(shard, real, totals, even_out(plan, count)) for shard, real, plan in parts]
+
+
+def even_out(plan: list[torch.Tensor], count: int) -> list[torch.Tensor]:
+    """``plan`` with its largest micro-batches halved until it has ``count`` of them.
+
+    Possible whenever ``count`` <= the rows of the plan (every shard has R rows).
+    """
+    plan = list(plan)
+    while len(plan) < count:
+        largest = max(range(len(plan)), key=lambda i: len(plan[i]))
+        if len(plan[largest]) < 2:
+            raise ValueError(f"cannot cut {sum(map(len, plan))} rows into {count} micro-batches")
+        halves = plan[largest].tensor_split(2)
+        plan[largest : largest + 1] = list(halves)
+    return plan
 
 
 def merge_rows(parts: list[torch.Tensor], shards: list[PolicyShard]) -> torch.Tensor:

@@ -16,11 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from or1.config import Config
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.policy import LocalPolicy, Policy
+from or1.engine.precision import resolve_dtype
 from or1.engine.process_rollout import ProcessRolloutEngine
 from or1.engine.rollout import RolloutEngine, stop_token_ids
 from or1.errors import ConfigError
@@ -77,13 +79,22 @@ class EngineKind:
     runs_given_model: bool
 
 
+def compute_dtype(cfg: Config, model: PreTrainedModel) -> torch.dtype:
+    """``model.dtype`` resolved for the device the model sits on."""
+    return resolve_dtype(cfg.model, next(model.parameters()).device)
+
+
 def _build_hf(spec: RolloutSpec, model: PreTrainedModel, seed: int) -> RolloutEngine:
     processes = int(spec.options.get("processes", 1))
+    dtype = None if spec.dtype == "auto" else getattr(torch, spec.dtype)
+    if spec.dtype == "auto" and next(model.parameters()).device.type == "cuda":
+        dtype = torch.bfloat16
     settings = dict(
         pad_id=spec.pad_id,
         stop_ids=list(spec.stop_ids),
         max_batch_sequences=spec.max_num_seqs,
         seed=seed,
+        compute_dtype=dtype,
     )
     if processes == 1:
         return HFRolloutEngine(model, **settings)
@@ -197,6 +208,7 @@ def local_rollout_engine(
         max_num_seqs=cfg.rollout.max_num_seqs,
         seed=cfg.train.seed,
         options=cfg.rollout.hf.model_dump(),
+        dtype=cfg.model.dtype,
     )
     return build_rollout_engine(spec, model)
 
@@ -215,7 +227,10 @@ def make_local_engines(
         model,
         cfg.optim,
         micro_batch_size=cfg.train.micro_batch_size,
+        micro_batch_tokens=cfg.train.micro_batch_tokens,
         keep_reference=cfg.algo.kl_beta > 0,
+        compute_dtype=compute_dtype(cfg, model),
+        logits_chunk_tokens=cfg.train.logits_chunk_tokens,
     )
     engine = build_rollout_engine(spec, model)
     if engine_kind(spec.engine).runs_given_model:

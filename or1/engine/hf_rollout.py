@@ -23,6 +23,7 @@ cannot fit is a ConfigError naming the settings to lower (``kv_cache.check_kv_ca
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -83,6 +84,8 @@ class HFRolloutEngine:
         max_batch_sequences: sequences decoded together (memory/speed trade-off).
         seed: seeds the sampling generator (its state is checkpointed).
         free_memory: probe of a device's free bytes, for the KV cache check (tests fake it).
+        compute_dtype: decode under autocast in this dtype when the parameters are in
+            another (fp32 masters, bf16 compute); None: the parameters' dtype.
     """
 
     def __init__(
@@ -94,9 +97,11 @@ class HFRolloutEngine:
         max_batch_sequences: int = 256,
         seed: int = 0,
         free_memory: Callable[[torch.device], int] = free_memory_bytes,
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         self.model = model
         self.free_memory = free_memory
+        self.compute_dtype = compute_dtype
         self.pad_id = pad_id
         self.stop_ids = torch.tensor(stop_ids, dtype=torch.long)
         self.max_batch_sequences = max_batch_sequences
@@ -170,7 +175,7 @@ class HFRolloutEngine:
             use_cache=True,
             logits_to_keep=1,
         )
-        return out.logits[:, -1]
+        return out.logits[:, -1].float()
 
     def _prefill(
         self, prompts: list[list[int]], n: int, max_tokens: int
@@ -218,8 +223,20 @@ class HFRolloutEngine:
         what = f"{rows} rows x {length} tokens ({str(dtype).removeprefix('torch.')})"
         check_kv_cache_fits(needed, device, what=what, free_memory=self.free_memory)
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = self.compute_dtype
+        if dtype is None or dtype == next(self.model.parameters()).dtype:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
     @torch.no_grad()
     def _generate_chunk(
+        self, prompts: list[list[int]], params: SamplingParams
+    ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
+        with self._autocast():
+            return self._decode_chunk(prompts, params)
+
+    def _decode_chunk(
         self, prompts: list[list[int]], params: SamplingParams
     ) -> tuple[list[list[int]], list[list[float]], list[bool]]:
         steps = params.max_tokens
@@ -263,3 +280,6 @@ class HFRolloutEngine:
 
     def set_rng_state(self, state: Mapping[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+
+    def close(self) -> None:
+        """Nothing to release: the engine runs in this process on the caller's model."""

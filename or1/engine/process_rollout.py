@@ -43,7 +43,8 @@ class ProcessRolloutEngine:
         model: the policy model (CPU); its parameters and buffers are moved to shared
             memory in place, so the trainer's updates reach the workers for free.
         processes: worker processes (>= 2; one process is plain `HFRolloutEngine`).
-        pad_id, stop_ids, max_batch_sequences: as for `HFRolloutEngine` (per worker).
+        pad_id, stop_ids, max_batch_sequences, compute_dtype: as for `HFRolloutEngine`
+            (per worker).
         seed: seeds the generator that draws each call's per-worker seeds.
     """
 
@@ -56,6 +57,7 @@ class ProcessRolloutEngine:
         stop_ids: list[int],
         max_batch_sequences: int = 256,
         seed: int = 0,
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         if processes < 2:
             raise ValueError(f"processes must be >= 2, got {processes}")
@@ -66,6 +68,7 @@ class ProcessRolloutEngine:
             "pad_id": pad_id,
             "stop_ids": list(stop_ids),
             "max_batch_sequences": max_batch_sequences,
+            "compute_dtype": compute_dtype,
         }
         self.pool = WorkerPool(
             "rollout",

@@ -6,7 +6,7 @@ size), N = B*G sequences, P prompt tokens, T response tokens, V vocabulary size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,15 +56,32 @@ class Rollouts:
 
 
 class RolloutEngine(Protocol):
-    """Generates grouped responses; receives new weights after each policy update."""
+    """Generates grouped responses; receives new weights after each policy update.
 
-    def generate(self, prompts: list[list[int]], params: SamplingParams) -> Rollouts: ...
+    Everything the trainer, the evaluator and the offline filter call is here: a new
+    engine implements these and registers itself (``or1.engine.factory``).
+    """
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        params: SamplingParams,
+        progress: Callable[[int], None] | None = None,
+    ) -> Rollouts:
+        """``params.n`` responses per prompt; ``progress(k)`` after k more prompts are done."""
+        ...
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None: ...
 
-    def rng_state(self) -> dict[str, Any]: ...
+    def rng_state(self) -> dict[str, Any]:
+        """The sampling RNG state (checkpointed: a resumed run samples the same)."""
+        ...
 
     def set_rng_state(self, state: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None:
+        """Release worker processes or devices (idempotent)."""
+        ...
 
 
 def split_prompts(n_prompts: int, workers: int) -> list[tuple[int, int]]:

@@ -235,6 +235,9 @@ class VLLMRolloutEngine:
     def set_rng_state(self, state: Mapping[str, Any]) -> None:
         self.generator.set_state(state["generator"])
 
+    def close(self) -> None:
+        """vLLM's engine process stops with this one (its own atexit handling)."""
+
 
 def to_rollouts(prompts: list[list[int]], outputs: list[Any], *, n: int) -> Rollouts:
     """vLLM ``RequestOutput``s (one per prompt, in request order) -> ``Rollouts``.

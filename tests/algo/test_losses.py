@@ -1,4 +1,5 @@
-"""Tests for or1.algo.losses: policy_loss, aggregate_tokens, loss_normalizer, kl_penalty."""
+"""Tests for or1.algo.losses: policy_loss, gspo_loss, the registry, aggregate_tokens,
+loss_normalizer, kl_penalty."""
 
 import itertools
 import math
@@ -8,7 +9,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from or1.algo import AGGREGATIONS, aggregate_tokens, kl_penalty, loss_normalizer, policy_loss
+from or1.algo import (
+    AGGREGATIONS,
+    POLICY_LOSSES,
+    aggregate_tokens,
+    gspo_loss,
+    kl_penalty,
+    loss_normalizer,
+    policy_loss,
+    register_policy_loss,
+)
 
 FAST = settings(max_examples=40, deadline=None)
 F64 = torch.float64
@@ -246,3 +256,40 @@ def test_kl_penalty_hand_values(kind, expected):
 def test_kl_penalty_unknown_kind():
     with pytest.raises(ValueError, match="k3"):
         kl_penalty(torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, 1), kind="full")
+
+
+def test_gspo_hand_computed_sequence_ratios_loss_and_gradient():
+    """GSPO on hand_batch: s_0 = (1.5 * 0.5 * 1.0)^(1/3) = 0.9086, s_1 = (1.1 * 0.7)^(1/2)
+    = 0.8775, both inside [0.8, 1.2]; with seq-mean-token-mean the loss is
+    (-A_0 s_0 + -A_1 s_1) / 2 and d loss / d logp_it = -A_i s_i / (|y_i| * 2)."""
+    logp, old, adv, mask = hand_batch()
+    logp = logp.nan_to_num(0.0).requires_grad_()
+    s0, s1 = 0.75 ** (1 / 3), 0.77**0.5
+    loss, stats = gspo_loss(logp, old, adv, mask, aggregation="seq-mean-token-mean")
+    assert loss.item() == pytest.approx((-s0 + s1) / 2, abs=1e-12)
+    assert stats["ratio_mean"].item() == pytest.approx((3 * s0 + 2 * s1) / 5)
+    assert stats["clip_frac"].item() == 0.0
+    (grad,) = torch.autograd.grad(loss, logp)
+    expected = torch.tensor([[-s0 / 6] * 3, [s1 / 4, s1 / 4, 0.0]], dtype=F64)
+    assert torch.allclose(grad, expected, atol=1e-12)
+
+
+def test_gspo_clips_whole_sequences_where_ppo_clips_tokens():
+    """One sequence, A = 1, token ratios 2 and 1: PPO clips token 0 only (loss
+    -(1.2 + 1) / 2); GSPO's s = sqrt(2) = 1.414 > 1.2 clips the sequence (loss -1.2,
+    no gradient to any token)."""
+    old = torch.zeros(1, 2, dtype=F64)
+    logp = torch.tensor([[math.log(2.0), 0.0]], dtype=F64, requires_grad=True)
+    mask, adv = torch.ones(1, 2, dtype=torch.bool), torch.tensor([1.0], dtype=F64)
+    ppo, _ = policy_loss(logp, old, adv, mask)
+    assert ppo.item() == pytest.approx(-(1.2 + 1.0) / 2)
+    gspo, stats = gspo_loss(logp, old, adv, mask)
+    assert gspo.item() == pytest.approx(-1.2) and stats["clip_frac"].item() == 1.0
+    (grad,) = torch.autograd.grad(gspo, logp)
+    assert torch.equal(grad, torch.zeros_like(grad))
+
+
+def test_the_loss_registry_holds_both_losses_and_refuses_a_taken_name():
+    assert POLICY_LOSSES["ppo-clip"] is policy_loss and POLICY_LOSSES["gspo"] is gspo_loss
+    with pytest.raises(ValueError, match="already registered"):
+        register_policy_loss("gspo", policy_loss)

@@ -23,14 +23,14 @@ import ray
 import torch
 
 from or1.checkpoint import Checkpoint, restore_training_state
-from or1.config import OptimConfig
+from or1.config import AlgoConfig, OptimConfig
 from or1.distributed.fsdp import KILL_ENV
 from or1.distributed.ray import Placement, start_policy, start_rollout
 from or1.engine.factory import RolloutSpec, build_rollout_engine
 from or1.engine.policy import LocalPolicy
 from or1.engine.rollout import SamplingParams
 from or1.errors import TrainingError
-from or1.objective import ObjectiveSettings, magic_loss
+from or1.objective import magic_loss
 from or1.trainer import TIMING_METRICS
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
 
 def test_fsdp_update_equals_local_update(ray_cluster: None, small_model, ragged_batch) -> None:
     optim = OptimConfig(lr=1e-3, grad_clip=0.5)  # small clip: the clipping path is exercised
-    settings = ObjectiveSettings(0.2, 0.28, "token-mean", entropy_coef=0.01)
+    loss_fn = magic_loss(AlgoConfig(clip_high=0.28), entropy_coef=0.01)
     local_model = small_model()
     batch = ragged_batch(local_model.config.vocab_size, n=7)
     ray_model = copy.deepcopy(local_model)
@@ -69,8 +69,8 @@ def test_fsdp_update_equals_local_update(ray_cluster: None, small_model, ragged_
         before_local = local.logprobs(batch)
         before_ray = sharded.logprobs(batch)
         assert torch.allclose(before_local, before_ray, atol=1e-6)
-        stats_local = local.update(batch, magic_loss(settings), mini_batches=minis)
-        stats_ray = sharded.update(batch, magic_loss(settings), mini_batches=minis)
+        stats_local = local.update(batch, loss_fn, mini_batches=minis)
+        stats_ray = sharded.update(batch, loss_fn, mini_batches=minis)
         for a, b in zip(stats_local, stats_ray, strict=True):
             assert set(a) <= set(b)
             for key in a:
@@ -92,10 +92,53 @@ def test_fsdp_update_equals_local_update(ray_cluster: None, small_model, ragged_
         # ... and loads back: one more identical step on both keeps them together.
         sharded.load_optimizer_state(opt_local)
         sharded.load_weights(local.model.state_dict())
-        local.update(batch, magic_loss(settings), mini_batches=[torch.arange(7)])
-        sharded.update(batch, magic_loss(settings), mini_batches=[torch.arange(7)])
+        local.update(batch, loss_fn, mini_batches=[torch.arange(7)])
+        sharded.update(batch, loss_fn, mini_batches=[torch.arange(7)])
         diff = (_flat(local.model) - _flat(sharded.export_model())).abs().max()
         assert float(diff) <= PARAM_ATOL, float(diff)
+    finally:
+        sharded.group.kill()
+        ray.util.remove_placement_group(placement.group)
+
+
+def test_fsdp_mixed_precision_matches_local_within_bf16(
+    ray_cluster: None, small_model, ragged_batch
+) -> None:
+    """model.dtype=bfloat16 with fp32 masters on both sides: FSDP2's MixedPrecisionPolicy
+    (bf16 params in compute, fp32 reduce) against LocalPolicy's bf16 autocast, the FSDP
+    side also cutting micro-batches by a token budget: log-probs agree within bf16
+    rounding before and after two steps, the shards and the AdamW state stay fp32."""
+    optim = OptimConfig(lr=1e-3)
+    loss_fn = magic_loss(AlgoConfig(), entropy_coef=0.01)
+    batch = ragged_batch(small_model().config.vocab_size, n=7)
+    minis = [torch.arange(4), torch.arange(4, 7)]
+    local = LocalPolicy(small_model(), optim, micro_batch_size=2, compute_dtype=torch.bfloat16)
+    placement = Placement.reserve(2, use_gpu=False)
+    sharded = start_policy(
+        placement,
+        small_model(),
+        optim,
+        micro_batch_size=8,
+        micro_batch_tokens=24,  # 2 rows of 12 columns per pass
+        threads=1,
+        master_dtype=torch.float32,
+        compute_dtype=torch.bfloat16,
+    )
+    try:
+        mask = batch.response_mask.bool()
+        fp32 = LocalPolicy(small_model(), optim).logprobs(batch)[mask]
+        for _ in range(2):
+            before_local, before_ray = local.logprobs(batch)[mask], sharded.logprobs(batch)[mask]
+            assert not torch.equal(before_ray, fp32)  # the ranks really computed in bf16
+            assert torch.allclose(before_local, before_ray, atol=0.05), (before_local, before_ray)
+            local.update(batch, loss_fn, mini_batches=minis)
+            sharded.update(batch, loss_fn, mini_batches=minis)
+        moved = (sharded.logprobs(batch)[mask] - fp32).abs().max()
+        assert float(moved) > 0.05  # two steps at lr 1e-3 move the log-probs past bf16 noise
+        exported = sharded.export_model()
+        assert all(p.dtype == torch.float32 for p in exported.parameters())
+        state = sharded.optimizer_state()["state"]
+        assert all(v.dtype == torch.float32 for s in state.values() for v in s.values() if v.dim())
     finally:
         sharded.group.kill()
         ray.util.remove_placement_group(placement.group)
@@ -154,13 +197,13 @@ def test_sharded_state_reshards_across_world_sizes(
     """2 ranks save weights + AdamW with DCP (each its own shard); 1 rank and a local
     policy load them back exactly (DCP reshards by global offsets)."""
     optim = OptimConfig(lr=1e-2)
-    settings = ObjectiveSettings(0.2, 0.28, "token-mean", entropy_coef=0.01)
+    loss_fn = magic_loss(AlgoConfig(clip_high=0.28), entropy_coef=0.01)
     batch = ragged_batch(small_model().config.vocab_size, n=7)
     placement = Placement.reserve(2, use_gpu=False)
     two = start_policy(placement, small_model(), optim, micro_batch_size=2, threads=1)
     path = tmp_path / "sharded"
     try:
-        two.update(batch, magic_loss(settings), mini_batches=[torch.arange(4), torch.arange(4, 7)])
+        two.update(batch, loss_fn, mini_batches=[torch.arange(4), torch.arange(4, 7)])
         two.save_sharded(path, step=1)
         weights = {k: v.clone() for k, v in two.export_model().state_dict().items()}
         adamw = two.optimizer_state()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from or1.distributed.sharding import merge_rows, merge_stats, shard_rows
-from or1.engine.policy import BatchTotals, RolloutBatch
+from or1.distributed.sharding import even_out, merge_rows, merge_stats, shard_rows
+from or1.types import BatchTotals, RolloutBatch
 
 
 def _batch(n: int, t: int = 3) -> RolloutBatch:
@@ -29,7 +30,8 @@ def test_shards_are_equal_sized_padded_and_carry_global_totals() -> None:
     rows = torch.tensor([6, 0, 2, 4, 1])  # 5 rows of a mini-batch, any order
     shards = shard_rows(batch, rows, world=2, micro_batch_size=2)
     assert [len(s.batch) for s in shards] == [3, 3] and [s.real for s in shards] == [3, 2]
-    assert all(s.n_micro == 2 for s in shards)  # same number of passes on every rank
+    assert all(len(s.micro) == 2 for s in shards)  # same number of passes on every rank
+    assert all(sorted(torch.cat(s.micro).tolist()) == [0, 1, 2] for s in shards)
     assert all(s.totals == BatchTotals.of(batch.select(rows)) for s in shards)
     assert shards[0].totals == BatchTotals(tokens=1 + 4 * 3, sequences=5)
     padding = shards[1].batch
@@ -54,3 +56,21 @@ def test_stats_merge_by_token_weight() -> None:
     merged = merge_stats(ranks)
     assert abs(merged["clip_frac"] - (1.5 + 0.1) / 4) < 1e-12 and merged["grad_norm"] == 2.0
     assert merged["ratio_max"] == 1.5
+
+
+def test_token_budgets_give_every_rank_the_same_number_of_passes() -> None:
+    """Rank 0 gets the long rows (2 + 9 tokens each: one per 16-token micro-batch), rank 1
+    short ones (2 + 1: all fit one); rank 1's plan is halved until both run 3 passes."""
+    batch = _batch(6, t=9)
+    batch.attention_mask[3:, 3:] = 0  # rows 3-5: 1 response token
+    shards = shard_rows(batch, torch.arange(6), world=2, micro_batch_size=8, micro_batch_tokens=16)
+    assert [len(s.micro) for s in shards] == [3, 3]
+    assert [sorted(torch.cat(s.micro).tolist()) for s in shards] == [[0, 1, 2]] * 2
+    assert max(len(m) for m in shards[0].micro) == 1
+
+
+def test_even_out_halves_the_largest_micro_batch_and_refuses_the_impossible() -> None:
+    plan = even_out([torch.tensor([0, 1, 2, 3]), torch.tensor([4])], 3)
+    assert [m.tolist() for m in plan] == [[0, 1], [2, 3], [4]]
+    with pytest.raises(ValueError, match="cannot cut 1 rows into 2"):
+        even_out([torch.tensor([0])], 2)

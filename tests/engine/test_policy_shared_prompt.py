@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from or1.engine.policy import shared_prompts, trim_padding
-from or1.objective import ObjectiveSettings, magic_loss
+from or1.config import AlgoConfig
+from or1.engine.micro import shared_prompts, trim_padding
+from or1.objective import magic_loss
 
 
 def test_shared_prompts_detects_groups_and_refuses_mixed_prompts(grouped_batch) -> None:
@@ -25,8 +26,8 @@ def test_shared_prompt_logprobs_and_update_equal_the_full_forward(
         policy.share_prompts = share
         batch = grouped_batch(policy.model.config.vocab_size)
         logp = policy.logprobs(batch)
-        settings = ObjectiveSettings(0.2, 0.2, "token-mean", entropy_coef=0.01)
-        policy.update(batch, magic_loss(settings), mini_batches=[torch.arange(len(batch))])
+        loss_fn = magic_loss(AlgoConfig(), entropy_coef=0.01)
+        policy.update(batch, loss_fn, mini_batches=[torch.arange(len(batch))])
         params = torch.cat([p.detach().flatten() for p in policy.model.parameters()])
         results.append((logp * batch.response_mask, params))
     for logp, params in results[1:]:
