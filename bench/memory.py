@@ -12,10 +12,11 @@ reset (``/proc/self/clear_refs``) and one update (forward + backward + AdamW ste
 the entropy bonus on) or one log-prob pass runs. Reported: the peak above the resident
 memory before it (MB), per response token, and the marginal MB per token between the
 shortest and the longest T (what a longer response costs; the fixed part, e.g. the
-AdamW state or one chunk of logits, cancels). The TRL side runs in bench/.venv-trl:
-``model(...).logits[:, -T-1:-1] / temperature``, ``selective_log_softmax`` for the
-log-probs and ``entropy_from_logits`` for the entropies (under no_grad, as its
-GRPOTrainer does), loss = -mean(A * logp) (TRL's GRPO loss has no entropy bonus).
+AdamW state or one chunk of logits, cancels). The TRL side runs in bench/.venv-trl and
+does what its GRPOTrainer does: ``add_fused_lm_head(model, outputs=("log_probs",
+"entropy"))`` (TRL's own tiled LM head, 4096 tokens x 32768 vocabulary entries per tile)
+and ``model(..., labels=..., fused_lm_head=True)``; loss = -mean(A * logp) (TRL's GRPO
+loss has no entropy bonus; or1's update here has one, coefficient 0.005).
 
 Prints progress on stderr and one JSON object as the last line of stdout.
 """
@@ -93,26 +94,27 @@ def _or1_step(tokens: int, mode: str, chunk: int | None) -> Any:
 
 def _trl_step(tokens: int, mode: str) -> Any:
     import torch
-    from trl.trainer.utils import entropy_from_logits, selective_log_softmax
+    from trl.trainer.utils import add_fused_lm_head
 
     model = _model()
+    # What GRPOTrainer 1.16 does to its model: a fused (tiled) LM head that returns
+    # per-token log-probs and entropies instead of logits.
+    add_fused_lm_head(model, temperature=1.0, outputs=("log_probs", "entropy"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.01)
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(3, VOCAB, (1, PROMPT + tokens), generator=gen)
-    completion = ids[:, PROMPT:]
+    mask = torch.ones_like(ids)
+    labels = ids.clone()
+    labels[:, :-tokens] = -100  # only the completion is scored, as in its trainer
 
     def scores() -> tuple[Any, Any]:
-        # TRL's _get_per_token_logps_and_entropies, one batch row, temperature 1.0
-        logits = model(input_ids=ids, logits_to_keep=tokens + 1).logits[:, :-1, :] / 1.0
-        logps = selective_log_softmax(logits, completion)
-        with torch.no_grad():
-            entropies = entropy_from_logits(logits)
-        return logps, entropies
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
+        return out.log_probs[:, -tokens:], out.entropy[:, -tokens:]
 
     def update() -> None:
         model.train()
         logps, _ = scores()
-        loss = -(logps * 1.0).mean()
+        loss = -(logps * 1.0).mean()  # GRPO's loss has no entropy bonus
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -133,7 +135,7 @@ def worker(impl: str, tokens: int, mode: str) -> dict[str, float]:
     if impl == "trl":
         step = _trl_step(tokens, mode)
     else:
-        step = _or1_step(tokens, mode, None if impl == "or1-unchunked" else 1024)
+        step = _or1_step(tokens, mode, None if impl == "or1-unchunked" else 512)
     base = _resident_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
     t0 = time.perf_counter()

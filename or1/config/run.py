@@ -73,8 +73,9 @@ class TrainConfig(Section):
     # The LM head, log-probs and entropy run over chunks of this many tokens from the final
     # hidden states, so no [n, T, V] logits tensor exists (or1/engine/lm_head.py). None
     # materializes the logits (the unchunked reference; ~2.4 MB per token at V = 152K).
+    # 512: two [512, V] fp32 buffers, 0.62 GB at V = 151,936 (bench/memory.py).
     logits_chunk_tokens: int | None = Field(
-        1024, gt=0, description="tokens per chunk of the LM head; null: unchunked logits"
+        512, gt=0, description="tokens per chunk of the LM head; null: unchunked logits"
     )
     threads: int | None = Field(None, gt=0, description="torch CPU threads")
     save_samples: int = Field(4, ge=0, description="groups written to samples/ per step")

@@ -48,6 +48,7 @@ from or1.config import OptimConfig
 from or1.distributed.dcp import load_state, local_tensors, save_state, training_state
 from or1.distributed.sharding import PolicyShard
 from or1.engine.forward import ResponseScorer
+from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS
 from or1.engine.micro import trim_padding
 from or1.engine.policy import check_finite
 from or1.types import LossFn, RolloutBatch, TokenScores
@@ -102,7 +103,7 @@ class ShardedPolicyWorker:
         threads: int | None = None,
         master_dtype: torch.dtype | None = None,
         compute_dtype: torch.dtype | None = None,
-        logits_chunk_tokens: int | None = 1024,
+        logits_chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from or1.engine.lm_head import token_scores
+from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS, token_scores
 from or1.errors import ConfigError
 from or1.types import TokenScores
 
@@ -51,7 +51,9 @@ class ResponseScorer(nn.Module):
             reference path, ``train.logits_chunk_tokens=null``).
     """
 
-    def __init__(self, model: PreTrainedModel, *, chunk_tokens: int | None = 1024) -> None:
+    def __init__(
+        self, model: PreTrainedModel, *, chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS
+    ) -> None:
         super().__init__()
         for name in UNSUPPORTED_HEADS:
             if getattr(model.config, name, None):

@@ -32,6 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# Tokens per chunk by default (train.logits_chunk_tokens): at Qwen's V = 151,936 two
+# [512, V] fp32 buffers are 0.62 GB, whatever the response length.
+DEFAULT_CHUNK_TOKENS = 512
+
 
 def token_scores(
     hidden: Tensor,
@@ -40,7 +44,7 @@ def token_scores(
     targets: Tensor,
     *,
     temperature: float = 1.0,
-    chunk_tokens: int | None = 1024,
+    chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
 ) -> tuple[Tensor, Tensor]:
     """Log-probability of each target token and the entropy of each distribution.
 
@@ -87,6 +91,26 @@ def _dense(
 
 def _cast(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     return t if t is None or t.dtype == dtype else t.to(dtype)
+
+
+# Devices with a kernel for addmm into a wider out dtype (bf16 inputs, fp32 result).
+FP32_OUT_MATMUL_DEVICES = ("cuda",)
+
+
+def add_matmul(acc: Tensor, a: Tensor, b: Tensor) -> None:
+    """``acc += a @ b`` in ``acc``'s (fp32) precision, for bf16 ``a``/``b`` too.
+
+    The weight's gradient sums one product per chunk: rounding each product to bf16
+    before the sum would add a rounding error per chunk to the master gradient. CUDA
+    accumulates bf16 inputs into an fp32 result directly; elsewhere (CPU, where bf16 is
+    emulated anyway) the inputs are widened first.
+    """
+    if a.dtype == acc.dtype and b.dtype == acc.dtype:
+        acc.addmm_(a, b)
+    elif acc.device.type in FP32_OUT_MATMUL_DEVICES:
+        torch.addmm(acc, a, b, out_dtype=acc.dtype, out=acc)
+    else:
+        acc.addmm_(a.to(acc.dtype), b.to(acc.dtype))
 
 
 def _chunk_logits(h: Tensor, w: Tensor, b: Tensor | None, inv_temp: float) -> Tensor:
@@ -151,7 +175,7 @@ class _ChunkedScores(torch.autograd.Function):
             if need_h:
                 grad_h[s:e] = gz @ w
             if need_w:
-                grad_w.add_((gz.t() @ hidden[s:e]).to(acc))
+                add_matmul(grad_w, gz.t(), hidden[s:e])
             if need_b:
                 grad_b.add_(grad_z.sum(0))
         return (

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel
 
 from or1.config import OptimConfig
 from or1.engine.forward import ResponseScorer
+from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS
 from or1.engine.micro import plan_micro_batches, shared_prompts, trim_padding
 from or1.errors import TrainingError
 from or1.types import BatchTotals, LossFn, RolloutBatch, TokenScores
@@ -99,7 +100,7 @@ class LocalPolicy:
         micro_batch_tokens: int | None = None,
         keep_reference: bool = False,
         compute_dtype: torch.dtype | None = None,
-        logits_chunk_tokens: int | None = 1024,
+        logits_chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
     ) -> None:
         self.model = model
         self.micro_batch_size = micro_batch_size

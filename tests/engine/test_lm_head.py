@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from or1.engine.lm_head import token_scores
+from or1.engine import lm_head
+from or1.engine.lm_head import add_matmul, token_scores
 
 F64 = torch.float64
 
@@ -105,3 +106,21 @@ def test_bad_shapes_and_chunk_sizes_are_refused() -> None:
         token_scores(
             torch.zeros(2, 4), torch.zeros(5, 4), None, torch.zeros(2).long(), chunk_tokens=0
         )
+
+
+def test_the_weight_gradient_accumulates_bf16_products_in_fp32(monkeypatch) -> None:
+    """add_matmul: fp32 inputs; bf16 inputs widened (CPU); the CUDA kernel path
+    (addmm with out_dtype) checked on meta tensors, which have that kernel's shapes."""
+    gen = torch.Generator().manual_seed(4)
+    a, b = torch.randn(5, 3, generator=gen), torch.randn(3, 4, generator=gen)
+    acc = torch.ones(5, 4)
+    add_matmul(acc, a, b)
+    assert torch.allclose(acc, 1 + a @ b)
+    acc = torch.zeros(5, 4)
+    add_matmul(acc, a.bfloat16(), b.bfloat16())
+    assert acc.dtype == torch.float32
+    assert torch.allclose(acc, a.bfloat16().float() @ b.bfloat16().float(), atol=1e-5)
+    monkeypatch.setattr(lm_head, "FP32_OUT_MATMUL_DEVICES", ("meta",))
+    meta = torch.zeros(5, 4, device="meta")
+    add_matmul(meta, a.bfloat16().to("meta"), b.bfloat16().to("meta"))
+    assert meta.dtype == torch.float32 and meta.shape == (5, 4)
