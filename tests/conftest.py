@@ -3,7 +3,8 @@ small random models, policies and batches for the engine and distributed tests."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,25 @@ from or1.engine.policy import LocalPolicy
 from or1.types import RolloutBatch
 
 torch.set_num_threads(2)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (then restore). A reference computed in the
+    test process must use the thread count of the workers it is compared with: fp32
+    reductions split over another number of threads add up in another order."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def torch_threads() -> Callable[[int], contextlib.AbstractContextManager[None]]:
+    """torch_threads(n): a context manager running its block with n torch threads."""
+    return _torch_threads
 
 
 def small_overrides(cache: Path, runs: Path) -> list[str]:

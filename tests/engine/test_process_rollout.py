@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -49,9 +50,15 @@ def two(tiny) -> Iterator[tuple]:
     engine.close()
 
 
-def expected(model, tok, prompts: list[list[int]], state: dict) -> Rollouts:
-    """What the two workers must return from engine state ``state``: each chunk sampled
-    in-process with the seed the engine's generator draws for its worker."""
+@pytest.fixture(scope="module")
+def expected(torch_threads) -> Callable[..., Rollouts]:
+    """expected(model, tok, prompts, state): what the two workers must return from engine
+    state ``state``: each chunk sampled in-process, with one thread as the workers, with
+    the seed the engine's generator draws for its worker."""
+    return functools.partial(_expected, threads=torch_threads)
+
+
+def _expected(model, tok, prompts: list[list[int]], state: dict, *, threads) -> Rollouts:
     generator = torch.Generator()
     generator.set_state(state["generator"])
     seeds = torch.randint(SEED_HIGH, (2,), generator=generator).tolist()
@@ -61,18 +68,19 @@ def expected(model, tok, prompts: list[list[int]], state: dict) -> Rollouts:
         engine = HFRolloutEngine(
             model, pad_id=tok.pad_token_id, stop_ids=stop_token_ids(tok, model), seed=worker_seed
         )
-        parts.append(engine.generate(prompts[start:end], PARAMS))
+        with threads(1):  # the workers decode with one thread each
+            parts.append(engine.generate(prompts[start:end], PARAMS))
     return merge_rollouts(parts, [s for s, _ in ranges])
 
 
 def assert_same(a: Rollouts, b: Rollouts) -> None:
+    """Same work, same thread count: the same tokens and bit-identical log-probs."""
     assert a.response_ids == b.response_ids and a.group_ids == b.group_ids
     assert a.prompt_ids == b.prompt_ids and a.truncated == b.truncated
-    for x, y in zip(a.logprobs, b.logprobs, strict=True):
-        assert torch.allclose(torch.tensor(x), torch.tensor(y), atol=1e-5)
+    assert a.logprobs == b.logprobs
 
 
-def test_workers_sample_what_the_in_process_engine_samples_with_their_seeds(two) -> None:
+def test_workers_sample_what_the_in_process_engine_samples_with_their_seeds(two, expected) -> None:
     tok, model, prompts, engine = two
     state = engine.rng_state()
     out = engine.generate(prompts, PARAMS)
@@ -80,7 +88,7 @@ def test_workers_sample_what_the_in_process_engine_samples_with_their_seeds(two)
     assert_same(out, expected(model, tok, prompts, state))
 
 
-def test_policy_updates_in_place_reach_the_workers(two) -> None:
+def test_policy_updates_in_place_reach_the_workers(two, expected) -> None:
     tok, model, prompts, engine = two
     state = engine.rng_state()
     before = engine.generate(prompts, PARAMS)
@@ -103,7 +111,7 @@ def test_rng_state_round_trip_reproduces_a_call(two) -> None:
     assert second.response_ids != first.response_ids
 
 
-def test_a_worker_error_is_raised_with_its_traceback_and_the_worker_survives(two) -> None:
+def test_a_worker_error_is_raised_with_its_traceback_and_the_worker_survives(two, expected) -> None:
     _, _, prompts, engine = two
     with pytest.raises(WorkerDied, match=r"(?s)rollout process 0 of 2 failed.*IndexError"):
         engine.generate([[10**6], *prompts[1:]], PARAMS)  # a token id outside the vocabulary
@@ -113,7 +121,7 @@ def test_a_worker_error_is_raised_with_its_traceback_and_the_worker_survives(two
     assert_same(engine.generate(prompts, PARAMS), expected(model, tok, prompts, state))
 
 
-def test_workers_leave_ctrl_c_to_the_parent(two) -> None:
+def test_workers_leave_ctrl_c_to_the_parent(two, expected) -> None:
     tok, model, prompts, engine = two
     os.kill(engine.pool._procs[0].pid, signal.SIGINT)  # what Ctrl-C sends the group
     state = engine.rng_state()
