@@ -203,7 +203,9 @@ def _check_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase | None]:
         )
     if cfg.model.path is not None:
         return _hf_dir(Path(cfg.model.path), cfg)
-    if cfg.data.task == "tiny-arith":
+    from or1.build.start import tiny_hooks
+
+    if tiny_hooks(cfg) is not None:
         return _tiny_model(cfg)
     raise ConfigError(
         "model.path is not set and the task builds no model.",
@@ -213,7 +215,7 @@ def _check_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase | None]:
 
 def _tiny_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:
     from or1.build.models import load_tokenizer
-    from or1.build.start import tiny_arith_tokenizer, warmup_dir
+    from or1.build.start import tiny_tokenizer, warmup_dir
 
     t = cfg.model.tiny
     text = f"tiny Qwen2 from model.tiny ({t.num_layers} layers, hidden {t.hidden_size})"
@@ -222,7 +224,7 @@ def _tiny_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:
         return f"{text}, warm-up cached in {target}", load_tokenizer(target, cfg.model)
     steps = cfg.warmup.steps if cfg.warmup.enabled else 0
     cache = _require_writable(target, "the warm-up cache", "cache_dir=")
-    return f"{text}, warm-up of {steps} steps runs first (cache {cache})", tiny_arith_tokenizer(cfg)
+    return f"{text}, warm-up of {steps} steps runs first (cache {cache})", tiny_tokenizer(cfg)
 
 
 def _hf_dir(path: Path, cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:

@@ -9,7 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from or1.config import Config
 from or1.data.problem import Problem
-from or1.data.tasks import arith
+from or1.data.tasks import get_task
 from or1.errors import ConfigError, DataError
 
 logger = logging.getLogger("or1.build")
@@ -28,12 +28,8 @@ def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
             load_files(cfg.data.test, skip_bad_rows=skip, abilities=known) if cfg.data.test else []
         )
         return train, test
-    if cfg.data.task == "tiny-arith":
-        return arith.generate_splits(cfg.data.arith, cfg.train.seed)
-    if cfg.data.task == "reasoning-gym":
-        from or1.data.tasks import reasoning_gym  # optional dependency: the [smol] extra
-
-        return reasoning_gym.generate_splits(cfg.data.reasoning_gym, cfg.train.seed)
+    if cfg.data.task is not None:
+        return get_task(cfg.data.task).generate_splits(cfg.data, cfg.train.seed)
     raise ConfigError("no training data: set data.task or data.train.")
 
 

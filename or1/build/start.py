@@ -21,7 +21,7 @@ from or1.build.problems import encode_prompt
 from or1.checkpoint.manifest import manifest_problem
 from or1.config import Config
 from or1.data.problem import Problem
-from or1.data.tasks import arith
+from or1.data.tasks import TASKS, TinyModelHooks
 from or1.errors import ConfigError
 from or1.progress import progress_bar
 from or1.warmup import WARMUP_INFO, cache_key, save_atomically, supervised_warmup
@@ -54,11 +54,27 @@ def _cached_warmup(target: Path, cfg: Config) -> Loaded | None:
     return None
 
 
+def tiny_hooks(cfg: Config) -> TinyModelHooks | None:
+    """The tiny-model hooks of ``cfg``'s task; None when the task builds no model."""
+    task = TASKS.get(cfg.data.task) if cfg.data.task else None
+    return task.tiny if task is not None else None
+
+
+def _hooks(cfg: Config) -> TinyModelHooks:
+    hooks = tiny_hooks(cfg)
+    if hooks is None:
+        raise ConfigError(
+            "model.path is not set and the task builds no model.",
+            hint="set model.path to a local Hugging Face model directory.",
+        )
+    return hooks
+
+
 def warmup_dir(cfg: Config) -> Path:
-    """Where the tiny-arith model of ``cfg`` is cached once warmed up (keyed by content)."""
+    """Where the tiny model of ``cfg``'s task is cached once warmed up (keyed by content)."""
     key = cache_key(
-        "tiny-arith",
-        cfg.data.arith.model_dump(),
+        cfg.data.task,
+        _hooks(cfg).cache_parts(cfg.data),
         cfg.model.tiny.model_dump(),
         cfg.warmup.model_dump(),
         cfg.train.seed,
@@ -66,30 +82,27 @@ def warmup_dir(cfg: Config) -> Path:
     return cfg.cache_path / "warmup" / key
 
 
-def tiny_arith_tokenizer(cfg: Config) -> PreTrainedTokenizerFast:
-    """The tokenizer of a fresh tiny-arith model (trained on the task's texts)."""
+def tiny_tokenizer(cfg: Config) -> PreTrainedTokenizerFast:
+    """The tokenizer of a fresh tiny model of ``cfg``'s task (trained on the task's texts)."""
+    hooks = _hooks(cfg)
     return build_tiny_tokenizer(
-        arith.tokenizer_corpus(cfg.data.arith), extra_tokens=(arith.THINK_OPEN, arith.THINK_CLOSE)
+        hooks.tokenizer_corpus(cfg.data),
+        vocab_size=hooks.vocab_size,
+        extra_tokens=hooks.extra_tokens,
     )
 
 
-def _tiny_arith_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
-    arith_cfg = cfg.data.arith
+def _tiny_model(cfg: Config, train: list[Problem], show: bool) -> Loaded:
     target = warmup_dir(cfg)
     cached = _cached_warmup(target, cfg)
     if cached is not None:
         return cached
     torch.manual_seed(cfg.train.seed)
-    tokenizer = tiny_arith_tokenizer(cfg)
+    tokenizer = tiny_tokenizer(cfg)
     model = build_tiny_model(cfg.model.tiny, tokenizer)
     info: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
     if cfg.warmup.enabled and cfg.warmup.steps > 0:
-        pairs = arith.warmup_examples(
-            train,
-            cfg.warmup.n_examples,
-            error_rate=arith_cfg.teacher_error_rate,
-            seed=cfg.train.seed,
-        )
+        pairs = _hooks(cfg).warmup_examples(train, cfg.warmup.n_examples, cfg.data, cfg.train.seed)
         eos = [tokenizer.eos_token_id]
         examples = [
             (encode_prompt(tokenizer, p), tokenizer(sol)["input_ids"] + eos) for p, sol in pairs
@@ -121,12 +134,7 @@ def load_model(cfg: Config, train: list[Problem], *, show: bool = True) -> Loade
     if cfg.model.path is not None:
         model, tokenizer = load_pretrained(cfg.model.path, cfg.model)
         return Loaded(model, tokenizer, {"path": cfg.model.path})
-    if cfg.data.task == "tiny-arith":
-        return _tiny_arith_model(cfg, train, show)
-    raise ConfigError(
-        "model.path is not set and the task builds no model.",
-        hint="set model.path to a local Hugging Face model directory.",
-    )
+    return _tiny_model(cfg, train, show)
 
 
 def check_lengths(cfg: Config, model: PreTrainedModel, prompt_lengths: Iterable[int]) -> None:

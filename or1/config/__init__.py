@@ -26,6 +26,7 @@ from or1.config.algo import (
 from or1.config.base import RECIPE_PROMPT_SUFFIX, Section
 from or1.config.data import (
     ArithConfig,
+    CodeConfig,
     DataConfig,
     DedupConfig,
     OfflineFilterConfig,
@@ -64,6 +65,7 @@ __all__ = [
     "RELEASED_CODE_ENTROPY",
     "AlgoConfig",
     "ArithConfig",
+    "CodeConfig",
     "CodeRewardConfig",
     "Config",
     "DataConfig",

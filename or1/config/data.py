@@ -21,6 +21,17 @@ class ArithConfig(Section):
     teacher_error_rate: float = Field(0.25, ge=0.0, lt=1.0)
 
 
+class CodeConfig(Section):
+    """The tiny-code task: small Python function specs with hidden call-based tests
+    (or1/data/tasks/coding.py)."""
+
+    n_train: int = Field(1000, gt=0)
+    n_test: int = Field(100, gt=0)
+    n_tests: int = Field(8, ge=2, description="hidden tests per problem")
+    # The warm-up teacher writes a slipped body with this probability (see coding.py).
+    teacher_error_rate: float = Field(0.5, ge=0.0, lt=1.0)
+
+
 class ReasoningGymConfig(Section):
     """The reasoning-gym task: problems from a reasoning-gym procedural dataset whose
     answers the math reward can verify (numbers), e.g. chain_sum (or1/data/tasks/
@@ -81,8 +92,10 @@ class DedupConfig(Section):
 class DataConfig(Section):
     """Where problems come from: a built-in task or files (parquet/jsonl/HF datasets)."""
 
-    task: Literal["tiny-arith", "reasoning-gym"] | None = "tiny-arith"
+    # A name in or1.data.tasks.TASKS; tiny-mix is tiny-arith and tiny-code in one run.
+    task: Literal["tiny-arith", "tiny-code", "tiny-mix", "reasoning-gym"] | None = "tiny-arith"
     arith: ArithConfig = ArithConfig()
+    code: CodeConfig = CodeConfig()
     reasoning_gym: ReasoningGymConfig = ReasoningGymConfig()
     train: str | list[str] | None = None  # file, HF dataset dir, hf:name, or a list of them
     test: str | list[str] | None = None
