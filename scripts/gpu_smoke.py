@@ -186,7 +186,7 @@ def smoke(args: argparse.Namespace, root: Path) -> dict:
     with PeakMemory(args.device == "cuda") as memory:
         rows = train(cfg, run_dir)
         copy = root / "runs" / "resumed"
-        shutil.copytree(run_dir, copy)
+        shutil.copytree(run_dir, copy, symlinks=True)  # ckpt/latest is a link
         resumed = train(cfg, copy, resume=copy / "ckpt" / f"step_{args.steps - 1}")
     last, again = rows[-1], resumed[-1]
     ok = again["step"] == args.steps and again["rollout_logp_diff"] <= 2 * max(

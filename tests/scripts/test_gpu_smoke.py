@@ -71,7 +71,7 @@ def test_the_smoke_runs_end_to_end_on_cpu(tmp_path: Path) -> None:
     argv = ["--device", "cpu", "--tiny", "--steps", "2", "--engine", "hf", "--out", str(tmp_path)]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, env=env, timeout=850
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
