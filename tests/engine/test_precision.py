@@ -1,13 +1,16 @@
-"""Mixed precision (fp32 masters, bf16 compute), token-budget micro-batches, and the
-non-finite stop of LocalPolicy."""
+"""Mixed precision (fp32 masters, bf16 compute) in the policy and the hf rollout engine,
+token-budget micro-batches, and the non-finite stop of LocalPolicy."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from or1.config import AlgoConfig, OptimConfig
+from or1.batch import build_batch
+from or1.config import AlgoConfig, OptimConfig, load_config
+from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.policy import LocalPolicy
+from or1.engine.rollout import SamplingParams, stop_token_ids
 from or1.errors import ConfigError, TrainingError
 from or1.objective import magic_loss
 
@@ -109,3 +112,26 @@ def test_a_non_finite_loss_or_gradient_stops_before_the_step(
         policy.update(batch, bad, mini_batches=[torch.arange(6)])
     assert _changed_fraction(before, policy.model) == 0.0
     assert not policy.optimizer.state  # AdamW never stepped
+
+
+def test_bf16_rollouts_decode_under_autocast_and_agree_with_the_bf16_trainer(tiny) -> None:
+    """model.dtype=bfloat16 on fp32 masters: the hf engine decodes under autocast (a bf16
+    KV cache), its sampling log-probs agree with the bf16 trainer's to bf16 rounding,
+    and they differ from an fp32 decode (the dtype really applies)."""
+    tok, model, prompts = tiny
+    params = SamplingParams(n=4, max_tokens=16)
+    stops = stop_token_ids(tok, model)
+    bf16 = HFRolloutEngine(
+        model, pad_id=tok.pad_token_id, stop_ids=stops, seed=3, compute_dtype=torch.bfloat16
+    )
+    with bf16._autocast():
+        assert model.model.layers[0].mlp.up_proj(torch.zeros(1, 64)).dtype == torch.bfloat16
+    out = bf16.generate(prompts, params)
+    cfg = load_config("tiny-arith", ["algo.reject_uniform_groups=false"])
+    batch, _ = build_batch(out, torch.arange(len(out)) % 2 * 1.0, pad_id=tok.pad_token_id, cfg=cfg)
+    trainer = LocalPolicy(model, PAPER_LR, micro_batch_size=7, compute_dtype=torch.bfloat16)
+    gap = ((trainer.logprobs(batch) - batch.rollout_logp).abs() * batch.response_mask).max()
+    assert float(gap) < 0.1, float(gap)
+    fp32 = LocalPolicy(model, PAPER_LR, micro_batch_size=7).logprobs(batch)
+    assert float(((fp32 - batch.rollout_logp).abs() * batch.response_mask).max()) > 1e-4
+    assert all(p.dtype == torch.float32 for p in model.parameters())
