@@ -201,13 +201,13 @@ def settings_of(cfg: Config, *, stage: int | None = None, device: str = "cuda") 
     workers = cfg.distributed.workers if ray else 1
     seq = cfg.rollout.max_prompt_length + st.max_response_length
     rows = min(cfg.train.micro_batch_size, math.ceil(st.mini_batch_size * st.group_size / workers))
-    budget = getattr(cfg.train, "micro_batch_tokens", None)
+    budget = cfg.train.micro_batch_tokens
     if budget:  # a row longer than the budget is the trainer's ConfigError; plan one row
         rows = min(rows, max(1, budget // seq))
     return Settings(
         workers=workers,
         distributed=ray,
-        master_bytes=_dtype_bytes(getattr(cfg.model, "master_dtype", "float32"), auto="float32"),
+        master_bytes=_dtype_bytes(cfg.model.master_dtype, auto="float32"),
         compute_bytes=_dtype_bytes(
             cfg.model.dtype, auto="bfloat16" if device == "cuda" else "float32"
         ),
@@ -215,7 +215,7 @@ def settings_of(cfg: Config, *, stage: int | None = None, device: str = "cuda") 
         prompt_length=cfg.rollout.max_prompt_length,
         response_length=st.max_response_length,
         micro_rows=rows,
-        logits_chunk=getattr(cfg.train, "logits_chunk_tokens", None),
+        logits_chunk=cfg.train.logits_chunk_tokens,
         engine=cfg.rollout.engine,
         group_size=st.group_size,
         max_num_seqs=cfg.rollout.max_num_seqs,

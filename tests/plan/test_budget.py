@@ -172,3 +172,13 @@ def test_settings_from_the_preset_and_overrides(q7b: Path) -> None:
         assert settings_of(load_config("skywork-or1-7b", over)).micro_rows == rows
     with pytest.raises(ConfigError, match="stages 0-1"):
         settings_of(cfg, stage=2)
+    assert x.logits_chunk == cfg.train.logits_chunk_tokens == 512  # the chunked default
+    # A token budget caps the rows: 3 rows of 34,816 fit 110,000 tokens; a budget below
+    # one row plans one row (the trainer refuses it).
+    budget = ["train.micro_batch_size=8", "train.micro_batch_tokens=110000"]
+    assert settings_of(load_config("skywork-or1-7b", budget)).micro_rows == 3
+    small = ["train.micro_batch_size=8", "train.micro_batch_tokens=1000"]
+    assert settings_of(load_config("skywork-or1-7b", small)).micro_rows == 1
+    over = ["model.master_dtype=bfloat16", "model.dtype=float32", "train.logits_chunk_tokens=null"]
+    y = settings_of(load_config("skywork-or1-7b", over))
+    assert (y.master_bytes, y.compute_bytes, y.logits_chunk) == (2, 4, None)
