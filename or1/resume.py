@@ -253,4 +253,5 @@ def open_run(trainer: Resumable, resume: Path | None, *, fallback: bool) -> Metr
     logger = MetricsLogger(run_dir, tensorboard=trainer.cfg.logging.tensorboard, trackers=trackers)
     if resume is not None:
         logger.truncate_after(trainer.step)
+    logger.start_trackers()  # a tracker that cannot start stops the run now, not after eval
     return logger

@@ -120,13 +120,20 @@ class WandbTracker:
 
     def start(self, *, resume: bool) -> bool:
         previous = read_state(self.run_dir).get(self.name, {}) if resume else {}
-        self._run = self._wandb.init(
-            **self.settings,
-            id=previous.get("id"),
-            resume="allow",
-            dir=str(self.run_dir),
-            config=self.config,
-        )
+        try:
+            self._run = self._wandb.init(
+                **self.settings,
+                id=previous.get("id"),
+                resume="allow",
+                dir=str(self.run_dir),
+                config=self.config,
+            )
+        except Exception as err:  # wandb's own errors (no login, no network) have no base
+            raise ConfigError(
+                f"logging.wandb: wandb could not start a run ({err}).",
+                hint="run `wandb login` (or set WANDB_API_KEY), or log offline with "
+                "logging.wandb.mode=offline and `wandb sync` the run directory's wandb/ later.",
+            ) from err
         write_state(self.run_dir, self.name, {"id": self._run.id, **self.settings})
         return bool(previous.get("id"))
 
@@ -195,12 +202,20 @@ class MlflowTracker:
         uri = previous.get("tracking_uri") or self.tracking_uri
         if uri and is_file_store(uri):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # asked for: see above
-        self._client = self._client_type(tracking_uri=uri)
-        if previous.get("run_id"):
-            self.run_id = previous["run_id"]
-            self._client.update_run(self.run_id, status="RUNNING")
-        else:
-            self.run_id = self._new_run()
+        try:
+            self._client = self._client_type(tracking_uri=uri)
+            if previous.get("run_id"):
+                self.run_id = previous["run_id"]
+                self._client.update_run(self.run_id, status="RUNNING")
+            else:
+                self.run_id = self._new_run()
+        except Exception as err:  # MlflowException, a server that is down, ...
+            raise ConfigError(
+                f"logging.mlflow: MLflow could not start a run at {uri or 'the default URI'} "
+                f"({err}).",
+                hint="check logging.mlflow.tracking_uri (or $MLFLOW_TRACKING_URI) and that its "
+                "server is up.",
+            ) from err
         write_state(
             self.run_dir,
             self.name,

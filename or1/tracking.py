@@ -33,15 +33,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from or1.errors import DataError
+from or1.jsonl import clean_tree, clean_value, drop_partial_tail, read_jsonl, rewrite_keeping
 from or1.trackers import Tracker
 
 log = logging.getLogger("or1.tracking")
@@ -144,113 +142,15 @@ def eval_scalars(row: Mapping[str, Any]) -> dict[str, float]:
     return scalars
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file written by :class:`MetricsLogger`.
-
-    Blank lines are skipped. An unparsable *last* line that has no trailing newline is
-    the mark of a writer killed mid-line and is dropped; any other bad line is an error.
-
-    Args:
-        path: The ``.jsonl`` file. A missing file reads as no rows.
-
-    Returns:
-        The rows, in file order.
-
-    Raises:
-        DataError: A line before the last, or a complete last line, is not a JSON object.
-
-    Example:
-        >>> read_jsonl(Path("runs/demo/metrics.jsonl"))[0]["step"]  # doctest: +SKIP
-        1
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")  # the last element is "" when the file ends with a newline
-    rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            if i == len(lines) - 1:  # no newline after it: a partial line from a killed run
-                break
-            raise DataError(
-                f"{path}: line {i + 1} is not valid JSON ({err.msg}).",
-                hint="the file was edited or written by another tool; fix or delete that line.",
-            ) from err
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {i + 1} is a JSON {type(row).__name__}, not an object.")
-        rows.append(row)
-    return rows
-
-
-def _clean_value(key: str, value: Any) -> int | float | None:
-    """One metric value as JSON-safe int/float, or None for missing and non-finite."""
-    if value is None:
-        return None
-    if isinstance(value, str | bytes):
-        raise TypeError(f"metric {key!r} must be a number or None, got the string {value!r}")
-    if isinstance(value, numbers.Integral):  # includes bool and numpy integers
-        return int(value)
-    number = float(value)  # numpy floats, 0-d tensors; TypeError for anything else
-    return number if math.isfinite(number) else None
-
-
-def _clean_tree(value: Any) -> Any:
-    """A JSON-safe copy of a nested eval result: non-finite floats become None."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean_tree(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean_tree(v) for v in value]
-    if isinstance(value, str | bool) or value is None:
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real) or hasattr(value, "__float__"):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    return value
-
-
-def _drop_partial_tail(path: Path) -> None:
-    """Cut a trailing partial line (no newline) so that appended rows stay parseable."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        f.seek(0)
-        f.truncate(f.read().rfind(b"\n") + 1)  # rfind is -1 when there is no newline at all
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _rewrite_keeping(path: Path, max_step: int) -> None:
-    """Atomically rewrite ``path`` keeping only rows whose step is <= ``max_step``."""
-    if not path.exists():
-        return
-    rows = [r for r in read_jsonl(path) if r.get("step") is not None and r["step"] <= max_step]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class MetricsLogger:
     """Append-only, crash-safe metrics for one run directory, fanned out to trackers.
 
     Args:
         run_dir: The run directory; created if missing.
         tensorboard: Also write scalars to ``run_dir/tb`` (writer created on first use).
-        trackers: wandb/MLflow trackers (``or1.trackers.make_trackers``), started at the
-            first row sent to them; resumed when :meth:`truncate_after` came first.
+        trackers: wandb/MLflow trackers (``or1.trackers.make_trackers``), started by
+            :meth:`start_trackers` or at the first row; resumed when
+            :meth:`truncate_after` came first.
 
     Example:
         >>> logger = MetricsLogger(Path("runs/demo"))  # doctest: +SKIP
@@ -289,7 +189,7 @@ class MetricsLogger:
         """
         if "step" in metrics:
             raise ValueError("metrics must not contain 'step'; pass it as the step argument")
-        clean = {k: _clean_value(k, v) for k, v in metrics.items()}
+        clean = {k: clean_value(k, v) for k, v in metrics.items()}
         self._append(METRICS_FILE, {"step": int(step), **clean})
         self._send(step, {tracker_name(k): v for k, v in clean.items() if v is not None})
 
@@ -302,7 +202,7 @@ class MetricsLogger:
                 "pass_at_k": {"1": 0.31, "8": 0.7}}``; nested values are allowed. Its
                 scalars go to trackers under ``eval/<benchmark>/`` (see ``eval_scalars``).
         """
-        row = {"step": int(step), **_clean_tree(dict(result))}
+        row = {"step": int(step), **clean_tree(dict(result))}
         self._append(EVAL_FILE, row)
         self._send(step, eval_scalars(row))
 
@@ -321,13 +221,36 @@ class MetricsLogger:
         logged = [r["step"] for r in read_jsonl(self.run_dir / METRICS_FILE) if "step" in r]
         self._resuming, self._sent_through = True, max([step, *logged])
         for name in (METRICS_FILE, EVAL_FILE):
-            _rewrite_keeping(self.run_dir / name, step)
+            rewrite_keeping(self.run_dir / name, step)
         if self.tensorboard:
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None
             self._purge_step = step + 1
             self._writer()  # now, so the purge marker exists even if nothing follows
+
+    def start_trackers(self) -> None:
+        """Open the tracker runs now rather than at the first row, so that a tracker that
+        cannot start stops the run before any training. Resumes them when
+        :meth:`truncate_after` came first. Safe to call twice.
+
+        Raises:
+            ConfigError: A tracker could not start (the ones already started are closed).
+        """
+        if self._started:
+            return
+        opened = []
+        try:
+            for tracker in self._trackers:
+                continued = tracker.start(resume=self._resuming)
+                opened.append(tracker)
+                if continued and self._sent_through is not None:
+                    self._skip[tracker.name] = self._sent_through
+        except BaseException:
+            for tracker in opened:
+                tracker.close(failed=True)
+            raise
+        self._started = True
 
     def close(self, *, failed: bool = False) -> None:
         """Flush and close every file and backend (``failed``: the run raised). Safe to
@@ -359,12 +282,7 @@ class MetricsLogger:
         if not scalars:
             return
         self._write_tb(step, scalars)
-        if not self._started:
-            for tracker in self._trackers:
-                continued = tracker.start(resume=self._resuming)
-                if continued and self._sent_through is not None:
-                    self._skip[tracker.name] = self._sent_through
-            self._started = True
+        self.start_trackers()
         for tracker in self._trackers:
             if step <= self._skip.get(tracker.name, -1):
                 continue  # the run being resumed sent this step already
@@ -385,7 +303,7 @@ class MetricsLogger:
         f = self._files.get(name)
         if f is None:
             path = self.run_dir / name
-            _drop_partial_tail(path)
+            drop_partial_tail(path)
             f = self._files[name] = path.open("a", encoding="utf-8")
         f.write(json.dumps(row, allow_nan=False) + "\n")
         f.flush()

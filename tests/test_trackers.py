@@ -260,3 +260,22 @@ def test_mlflow_failed_run_is_marked_failed(
     run = MlflowClient(tracking_uri=store).get_run(read_state(run_dir)["mlflow"]["run_id"])
     assert run.info.status == "FAILED"
     assert MlflowClient(tracking_uri=store).get_experiment_by_name("or1") is not None
+
+
+def test_a_tracker_that_cannot_start_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wandb_offline: None
+) -> None:
+    # wandb online without a key: wandb refuses before any network traffic.
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    online = WandbTracker(WandbConfig(enabled=True, mode="online"), tmp_path / "w", {}, os.environ)
+    with pytest.raises(
+        ConfigError, match=r"wandb could not start a run .*logging.wandb.mode=offline"
+    ):
+        online.start(resume=False)
+    bogus = MlflowTracker(
+        MlflowConfig(enabled=True, tracking_uri="bogus-scheme://nowhere"), tmp_path / "m", {}, {}
+    )
+    with pytest.raises(ConfigError, match="MLflow could not start a run at bogus-scheme://nowhere"):
+        bogus.start(resume=False)
+    assert not (tmp_path / "m" / TRACKERS_FILE).exists()

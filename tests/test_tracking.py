@@ -13,7 +13,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from or1.errors import DataError
+from or1.errors import ConfigError, DataError
 from or1.tracking import (
     TRACKER_NAMES,
     MetricsLogger,
@@ -268,3 +268,24 @@ def test_without_tensorboard_metrics_go_to_jsonl_only(
     assert not (tmp_path / "tb").exists()
     warnings = [r.message for r in caplog.records if "tensorboard" in r.message]
     assert len(warnings) == 1 and "or1[tensorboard]" in warnings[0]
+
+
+def test_start_trackers_stops_early_and_closes_what_it_opened(tmp_path: Path) -> None:
+    class Refuses(FakeTracker):
+        name = "refuses"
+
+        def start(self, *, resume: bool) -> bool:
+            raise ConfigError("logging.refuses: cannot start.")
+
+    first, second = FakeTracker(), Refuses()
+    logger = MetricsLogger(tmp_path, tensorboard=False, trackers=[first, second])
+    with pytest.raises(ConfigError, match="cannot start"):
+        logger.start_trackers()  # before anything is logged
+    assert first.calls == [("start", False), ("close", True)]
+    fine = FakeTracker()
+    logger = MetricsLogger(tmp_path / "ok", tensorboard=False, trackers=[fine])
+    logger.start_trackers()
+    logger.start_trackers()  # safe twice
+    logger.log(1, {"reward_mean": 0.5})
+    logger.close()
+    assert [c[0] for c in fine.calls] == ["start", "log", "close"]
