@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,15 +53,17 @@ def step_dirs(ckpt_root: Path) -> list[Path]:
 def point_latest(ckpt_root: Path, name: str) -> None:
     """Replace ``ckpt_root/latest`` atomically by a relative symlink to ``name`` (a text
     file holding ``name`` where the filesystem has no symlinks)."""
-    tmp = ckpt_root / f"{LATEST}.tmp"
+    tmp, latest = ckpt_root / f"{LATEST}.tmp", ckpt_root / LATEST
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
+    if latest.is_dir() and not latest.is_symlink():  # a copy that followed the link
+        shutil.rmtree(latest)
     try:
         os.symlink(name, tmp, target_is_directory=True)
     except OSError:
         atomic_write_text(ckpt_root / LATEST, name + "\n")
         return
-    os.replace(tmp, ckpt_root / LATEST)
+    os.replace(tmp, latest)
     fsync_dir(ckpt_root)
 
 

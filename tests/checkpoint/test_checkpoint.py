@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,6 +101,18 @@ def test_a_text_latest_of_an_old_run_is_replaced_by_the_symlink(
     (root / LATEST).write_text("step_1\n")
     _save(root, small_policy(4), 2)
     assert (root / LATEST).is_symlink() and os.readlink(root / LATEST) == "step_2"
+
+
+def test_a_run_copied_with_its_links_followed_keeps_saving(run: tuple, tmp_path: Path) -> None:
+    """shutil.copytree (as scripts/gpu_smoke.py copies a run) turns latest into a copy of
+    the checkpoint directory; the next save replaces it by the symlink again."""
+    run_dir, policy = run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    assert (copy / "ckpt" / LATEST).is_dir() and not (copy / "ckpt" / LATEST).is_symlink()
+    assert find_checkpoint(copy) == copy / "ckpt" / "step_4"
+    _save(copy / "ckpt", policy, 6)
+    assert os.readlink(copy / "ckpt" / LATEST) == "step_6"
 
 
 def test_a_checkpoint_written_before_manifests_loads_unverified(run: tuple) -> None:
