@@ -5,17 +5,17 @@ the model and its tokenizer (``model.*`` but its device and activation checkpoin
 ``warmup.*``), the data the prompt sampler and the filter tables index (``data.*``,
 ``rollout.max_prompt_length``), every random stream (``train.seed``), the optimizer (its
 AdamW state carries ``optim.*``: a new learning rate would be silently ignored), the
-recipe (``algo.*``, the sampling temperature and top-p: a variant is a new run), the
-rollout engine (its sampler state), and stages already finished. A resume that changes
-any of them is refused in one paragraph naming every such key, before anything is read
-into the run or written to its directory.
+recipe (``algo.*``, ``rewards.*``, the sampling temperature and top-p: a variant is a
+new run), the rollout engine (its sampler state), and stages already finished. A resume
+that changes any of them is refused in one paragraph naming every such key, before
+anything is read into the run or written to its directory.
 
 Allowed, and recorded in ``resumes.jsonl`` (time, checkpoint, step, each change as
 [old, new]): steps (``train.max_steps``, the steps and sizes of the current and later
 stages), evaluation (``eval.*``), logging (``logging.*``), and how the work is done
 (checkpoint cadence and retention, threads, micro-batch size, samples kept, decode batch,
-CPU decode processes, vLLM memory share, device, activation checkpointing, and the
-backend and world size: the sharded state reshards on load).
+CPU decode processes, vLLM memory share and tensor parallelism, device, activation
+checkpointing, and the backend and world size: the sharded state reshards on load).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ ALLOWED_KEYS = frozenset(
         "rollout.max_num_seqs",
         "rollout.hf.processes",
         "rollout.vllm.gpu_memory_utilization",
+        "rollout.vllm.tensor_parallel_size",
         "model.device",
         "model.gradient_checkpointing",
         "distributed.backend",
@@ -80,6 +81,7 @@ REASONS = {
     "train.seed": "every random stream continues from the checkpoint's state",
     "optim": "the checkpoint's AdamW state carries the saved optimizer settings",
     "algo": "the recipe of a run is fixed (a variant is a new run)",
+    "rewards": "the reward is part of the recipe (a variant is a new run)",
     "stages": "a finished stage cannot change",
 }
 
