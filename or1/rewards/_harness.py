@@ -7,10 +7,15 @@ Three kinds of process, each in its own sandbox (own namespaces and throwaway ui
 - "candidate": loads the model's solution and serves calls to it over descriptor 3. It
   never sees a test's expected value and has no way to talk to the host: whatever it
   sends is plain data (see _wire.py) that the judge rebuilds with its own types.
-- "judge": runs the tests (call-based inputs, or the dataset's assert code) with the
-  candidate's functions as remote stubs, and writes one JSON record per test to the host
-  on its stdout. Expected values and asserts live only here and on the host; comparisons
+- "judge" (_judge.py): runs the tests (call-based inputs, or the dataset's assert code)
+  with the candidate's functions as remote stubs, and writes one JSON record per test to
+  the host on its stdout. Expected values and asserts live only here and on the host; comparisons
   happen here (assert tests, on values the judge rebuilt) or on the host (call tests).
+
+The link between judge and candidate carries length-prefixed JSON frames: calls
+({"op": "call", "h": handle, "x": entry expression, "a": args, "k": kwargs}, or a
+"batch" of them sent ahead) and replies ({"v": value, "a": args after the call} or
+{"e": exception name, "hack": reason}), values in the _wire format.
 
 Judge records: {"i": test index, "status": "ok" | "error" | "timeout", "error": name,
 "hack": reason or "", "v": wire value (call tests), "exit": true if the judge stops after
