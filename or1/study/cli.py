@@ -20,10 +20,10 @@ def run_study(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print
     """Train what is missing, then write findings.json, the plots and report.html."""
     study.out.mkdir(parents=True, exist_ok=True)
     wall = execute(study, jobs=jobs, say=say)
-    stats, curves = collect(study)
-    doc = write_findings(study, stats, wall_seconds=wall)
+    runs = collect(study)
+    doc = write_findings(study, runs, wall_seconds=wall)
     for finding in study.findings:
-        plot_finding(finding, curves, study.out / "plots" / f"{finding.key}.png")
+        plot_finding(finding, runs, study.out / "plots" / f"{finding.key}.png")
     write_report(study, doc)
     return doc
 

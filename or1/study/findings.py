@@ -1,93 +1,122 @@
-"""The paper's entropy findings as stated checks on seed-mean run statistics, and
-deciding them."""
+"""The paper's entropy findings as paired statistical tests, and deciding them.
+
+A finding is one or more *tests*; each test compares a variant with a reference run of the
+same seed (``or1/study/bootstrap.py``: paired per-problem or per-step data, a bootstrap
+interval, a decision). A finding is reproduced when every one of its tests is.
+
+Tests by measure:
+
+- ``heldout``: per held-out problem, final avg@k of the variant minus the reference's
+  (``diff``), pooled over seeds.
+- ``entropy`` / ``truncation``: per training step of a window (``final`` = the last
+  ``TAIL_FRACTION`` (20%) of the steps, ``initial`` = the first), the step's value under the
+  variant and the reference, paired by step (same seed: same prompts at that step).
+  ``window="change"`` compares one run with itself: its final window against its initial
+  window (paired by position), e.g. "entropy ends below where it started".
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from or1.study.stats import mean_stats
+from or1.study.bootstrap import Paired, bootstrap, decide
+from or1.study.stats import RunData, mean_stats, window_steps
 from or1.study.variants import (
-    ACC_MARGIN,
-    COLLAPSE_FACTOR,
+    ENTROPY_COLUMN,
     FIXED_LARGE,
     FIXED_SMALL,
     SAME_BAND,
-    SPIKE_FACTOR,
     TARGET,
-    TRUNC_MARGIN,
 )
 
-# -- findings and their rules -------------------------------------------------------------
-
-Ref = tuple[str, str]  # (variant key, statistic)
+MEASURES = {"entropy": ENTROPY_COLUMN, "truncation": "truncation_ratio"}
 
 
 @dataclass(frozen=True)
-class Check:
-    """``left op factor * right + offset``; ``right`` is a statistic or a constant.
+class PairedTest:
+    """One paired comparison: ``kind`` of ``variant`` against ``reference``.
 
-    With ``around`` set, statistics are replaced by their distance to it
-    (``|x - around|``), e.g. "closer to the target than".
+    ``direction`` is the paper's: ``">"`` (the statistic exceeds no effect), ``"<"``, or
+    ``"within"`` (``band``: a claim of no change).
     """
 
-    left: Ref
-    op: str  # "<" or ">"
-    right: Ref | float
-    factor: float = 1.0
-    offset: float = 0.0
-    around: float | None = None
+    name: str
+    variant: str
+    reference: str
+    measure: str  # "heldout", "entropy", "truncation"
+    kind: str  # "diff", "ratio", "closer"
+    direction: str
+    window: str = "final"  # "final", "initial", "change" (series measures only)
+    band: tuple[float, float] | None = None
+    target: float | None = None
 
     def rule(self) -> str:
-        def name(ref: Ref) -> str:
-            text = f"{ref[1]}[{ref[0]}]"
-            return text if self.around is None else f"|{text} - {self.around:g}|"
+        what = self.measure if self.measure == "heldout" else f"{self.measure} ({self.window})"
+        if self.measure == "heldout":
+            what = "final held-out avg@k per problem"
+        left = f"{self.variant}" if self.window != "change" else f"{self.variant} final window"
+        right = f"{self.reference}" if self.window != "change" else "its initial window"
+        if self.kind == "closer":
+            return f"{what}: |{right} - {self.target:g}| - |{left} - {self.target:g}| > 0"
+        op = {"diff": "-", "ratio": "/"}[self.kind]
+        if self.direction == "within":
+            assert self.band is not None
+            return f"{what}: {left} {op} {right} within [{self.band[0]:.3g}, {self.band[1]:.3g}]"
+        null = 0 if self.kind == "diff" else 1
+        return f"{what}: {left} {op} {right} {self.direction} {null}"
 
-        right = name(self.right) if isinstance(self.right, tuple) else f"{self.right:g}"
-        if self.factor != 1.0:
-            right = f"{self.factor:.3g} x {right}"
-        if self.offset:
-            right = f"{right} + {self.offset:g}"
-        return f"{name(self.left)} {self.op} {right}"
+    def paired(self, runs: Mapping[str, Mapping[int, RunData]]) -> Paired:
+        """This test's paired units from the runs ``{variant: {seed: RunData}}``."""
+        var, ref = runs.get(self.variant, {}), runs.get(self.reference, {})
+        seeds = sorted(set(var) & set(ref))
+        pairs = [self._pair(var[s], ref[s]) for s in seeds]
+        return Paired.of([p[0] for p in pairs], [p[1] for p in pairs], seeds)
 
-    def evaluate(self, stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        """The two sides and whether the inequality holds (False if a side is missing)."""
-        left = self._value(stats, self.left)
-        base = self._value(stats, self.right) if isinstance(self.right, tuple) else self.right
-        right = None if base is None else self.factor * base + self.offset
-        if left is None or right is None:
-            return {"left": left, "right": right, "passed": False, "note": "not measured"}
-        passed = left < right if self.op == "<" else left > right
-        return {"left": left, "right": right, "passed": bool(passed)}
+    def _pair(self, var: RunData, ref: RunData) -> tuple[list[float], list[float]]:
+        if self.measure == "heldout":
+            a, b = var.final_problems(), ref.final_problems()
+            uids = sorted(set(a) & set(b))
+            return [a[u] for u in uids], [b[u] for u in uids]
+        column = MEASURES[self.measure]
+        if self.window == "change":
+            series = var.series(column)
+            final = [series[s] for s in window_steps(series, "final")]
+            first = [series[s] for s in window_steps(series, "initial")]
+            n = min(len(final), len(first))
+            return final[len(final) - n :], first[:n]
+        a, b = var.series(column), ref.series(column)
+        both = {s: a[s] for s in a if s in b}
+        steps = window_steps(both, self.window)
+        return [a[s] for s in steps], [b[s] for s in steps]
 
-    def _value(self, stats: Mapping[str, Mapping[str, Any]], ref: Ref) -> float | None:
-        value = stats.get(ref[0], {}).get(ref[1])
-        if value is None or self.around is None:
-            return value
-        return abs(value - self.around)
+    def evaluate(self, runs: Mapping[str, Mapping[int, RunData]]) -> dict[str, Any]:
+        interval = bootstrap(self.paired(runs), self.kind, name=self.name, target=self.target)
+        verdict = decide(interval, kind=self.kind, direction=self.direction, band=self.band)
+        return {"test": self.name, "rule": self.rule(), **interval, "verdict": verdict}
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A claim of the paper, the variants that test it, and the checks that decide it."""
+    """A claim of the paper, the variants that show it, and the tests that decide it."""
 
     key: str
     claim: str
     variants: tuple[tuple[str, str], ...]  # (variant key, label in this finding)
-    checks: tuple[Check, ...]
+    tests: tuple[PairedTest, ...]
     third_panel: str = "accuracy"  # the metrics column of the plot's third panel
     note: str = ""
     target: float | None = None  # drawn on the entropy panel
 
 
-def _band(left: Ref, right: Ref) -> tuple[Check, Check]:
-    low, high = SAME_BAND
-    return Check(left, ">", right, factor=low), Check(left, "<", right, factor=high)
+def _entropy(name: str, variant: str, reference: str, direction: str, **kw: Any) -> PairedTest:
+    return PairedTest(name, variant, reference, "entropy", "ratio", direction, **kw)
 
 
-def _better(winner: str, loser: str) -> Check:
-    return Check((winner, "final_accuracy"), ">", (loser, "final_accuracy"), offset=ACC_MARGIN)
+def _better(name: str, winner: str, loser: str) -> PairedTest:
+    return PairedTest(name, winner, loser, "heldout", "diff", ">")
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -101,10 +130,10 @@ FINDINGS: tuple[Finding, ...] = (
             ("off-reuse", "N_SGD 4 by reuse (4 epochs)"),
         ),
         (
-            Check(("off-mini", "final_entropy"), "<", ("on-policy", "final_entropy"), 0.5),
-            Check(("off-reuse", "final_entropy"), "<", ("on-policy", "final_entropy"), 0.5),
-            _better("on-policy", "off-mini"),
-            _better("on-policy", "off-reuse"),
+            _entropy("off-mini entropy", "off-mini", "on-policy", "<"),
+            _entropy("off-reuse entropy", "off-reuse", "on-policy", "<"),
+            _better("on-policy beats off-mini", "on-policy", "off-mini"),
+            _better("on-policy beats off-reuse", "on-policy", "off-reuse"),
         ),
     ),
     Finding(
@@ -112,17 +141,10 @@ FINDINGS: tuple[Finding, ...] = (
         "Temperature 0.6 starts with near-zero entropy and stagnates; 1.0 learns more.",
         (("on-policy", "temperature 1.0"), ("temp-0.6", "temperature 0.6")),
         (
-            Check(
-                ("temp-0.6", "initial_entropy"),
-                "<",
-                ("on-policy", "initial_entropy"),
-                COLLAPSE_FACTOR,
-            ),
-            Check(
-                ("on-policy", "accuracy_gain"), ">", ("temp-0.6", "accuracy_gain"), 1.0, ACC_MARGIN
-            ),
+            _entropy("0.6 starts lower", "temp-0.6", "on-policy", "<", window="initial"),
+            _better("1.0 beats 0.6", "on-policy", "temp-0.6"),
         ),
-        note="Held-out avg@k is measured at the eval temperature (1.0) for both.",
+        note="Held-out avg@k is sampled at the eval temperature (1.0) for both.",
     ),
     Finding(
         "entropy_control",
@@ -135,21 +157,17 @@ FINDINGS: tuple[Finding, ...] = (
             ("adaptive", f"adaptive, target {TARGET:g}"),
         ),
         (
-            Check(("fixed-small", "final_entropy"), "<", TARGET),
-            Check(
-                ("fixed-large", "peak_entropy"),
+            _entropy("fixed small still falls", "fixed-small", "fixed-small", "<", window="change"),
+            _entropy("fixed large explodes", "fixed-large", "fixed-large", ">", window="change"),
+            PairedTest(
+                "adaptive nearer the target",
+                "adaptive",
+                "on-policy",
+                "entropy",
+                "closer",
                 ">",
-                ("fixed-large", "initial_entropy"),
-                SPIKE_FACTOR,
+                target=TARGET,
             ),
-            # Not vacuous: the controller must have acted (entropy fell below the target),
-            # and ended nearer the target than the same run without an entropy term.
-            Check(("adaptive", "mean_entropy_coef"), ">", 0.0),
-            Check(
-                ("adaptive", "final_entropy"), "<", ("on-policy", "final_entropy"), around=TARGET
-            ),
-            Check(("adaptive", "final_entropy"), ">", TARGET, SAME_BAND[0]),
-            Check(("adaptive", "final_entropy"), "<", TARGET, SAME_BAND[1]),
         ),
         target=TARGET,
     ),
@@ -162,10 +180,8 @@ FINDINGS: tuple[Finding, ...] = (
             ("clip-0.28", "eps_high 0.28 (N_SGD 4)"),
         ),
         (
-            Check(("clip-0.265", "final_entropy"), ">", ("off-mini", "final_entropy"), 1.5),
-            Check(
-                ("clip-0.28", "peak_entropy"), ">", ("clip-0.28", "initial_entropy"), SPIKE_FACTOR
-            ),
+            _entropy("0.265 keeps more entropy", "clip-0.265", "off-mini", ">"),
+            _entropy("0.28 rises", "clip-0.28", "clip-0.28", ">", window="change"),
         ),
         note="Measured with N_SGD 4 by mini-batches: at N_SGD 1 the ratio is 1 and no clip acts.",
     ),
@@ -173,22 +189,19 @@ FINDINGS: tuple[Finding, ...] = (
         "kl",
         "A KL penalty (beta 1e-3) pulls the actor back and stalls accuracy.",
         (("on-policy", "beta 0"), ("kl-1e-3", "beta 1e-3")),
-        (_better("on-policy", "kl-1e-3"),),
+        (_better("beta 0 beats 1e-3", "on-policy", "kl-1e-3"),),
     ),
     Finding(
         "truncation",
         "Masking truncated responses raises the truncation ratio (a form of reward hacking).",
         (("trunc-keep", "truncated kept (reward 0)"), ("trunc-mask", "truncated masked")),
         (
-            Check(
-                ("trunc-mask", "final_truncation"),
-                ">",
-                ("trunc-keep", "final_truncation"),
-                offset=TRUNC_MARGIN,
+            PairedTest(
+                "mask raises truncation", "trunc-mask", "trunc-keep", "truncation", "diff", ">"
             ),
         ),
         third_panel="truncation_ratio",
-        note="Stage length truncation_length, where the base truncates about a third.",
+        note="Stage length truncation_length, where the base truncates a share of its answers.",
     ),
     Finding(
         "batch_group",
@@ -200,10 +213,10 @@ FINDINGS: tuple[Finding, ...] = (
             ("group-2x", "2 x group"),
         ),
         (
-            *_band(("batch-2x", "final_entropy"), ("on-policy", "final_entropy")),
-            *_band(("group-2x", "final_entropy"), ("on-policy", "final_entropy")),
-            _better("batch-2x", "on-policy"),
-            _better("group-2x", "on-policy"),
+            _entropy("2x batch same entropy", "batch-2x", "on-policy", "within", band=SAME_BAND),
+            _entropy("2x group same entropy", "group-2x", "on-policy", "within", band=SAME_BAND),
+            _better("2x batch beats base", "batch-2x", "on-policy"),
+            _better("2x group beats base", "group-2x", "on-policy"),
         ),
         note="On a CPU the larger batch/group costs ~2x wall time (no idle parallel "
         "hardware to fill); the wall-time half of the claim is not testable here.",
@@ -214,46 +227,68 @@ FINDINGS: tuple[Finding, ...] = (
 # -- deciding the findings ----------------------------------------------------------------
 
 
+def _verdict(tests: Sequence[dict[str, Any]]) -> str:
+    verdicts = {t["verdict"] for t in tests}
+    if verdicts == {"reproduced"}:
+        return "reproduced"
+    if "not measured" in verdicts:
+        return "not measured"
+    return "not reproduced"
+
+
+@dataclass
+class FindingResult:
+    """A finding's entry of findings.json (``as_dict``)."""
+
+    finding: Finding
+    tests: list[dict[str, Any]]
+    stats: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        verdict = _verdict(self.tests)
+        return {
+            "claim": self.finding.claim,
+            "note": self.finding.note,
+            "variants": {
+                key: {
+                    "label": label,
+                    "seeds": {str(s): v for s, v in sorted(self.stats.get(key, {}).items())},
+                    "mean": mean_stats(self.stats.get(key, {})),
+                }
+                for key, label in self.finding.variants
+            },
+            "rule": "reproduced = every test's interval excludes no effect in the "
+            "paper's direction (within its band for a no-change claim)",
+            "tests": self.tests,
+            "verdict": verdict,
+            "reproduced": verdict == "reproduced",
+        }
+
+
 def evaluate_finding(
-    finding: Finding, stats: Mapping[str, Mapping[int, Mapping[str, Any]]]
+    finding: Finding,
+    runs: Mapping[str, Mapping[int, RunData]],
 ) -> dict[str, Any]:
-    """Checks, ``reproduced`` and per-seed reproduction of one finding.
+    """The tests, verdict and per-run statistics of one finding.
 
     Args:
         finding: The finding.
-        stats: ``{variant: {seed: run_stats(...)}}``.
+        runs: ``{variant: {seed: RunData}}`` of the finished runs.
 
     Returns:
         The finding's entry of findings.json.
     """
     keys = [key for key, _ in finding.variants]
-    means = {key: mean_stats(stats.get(key, {})) for key in keys}
-    checks = [{"rule": c.rule(), **c.evaluate(means)} for c in finding.checks]
-    seeds = sorted({s for key in keys for s in stats.get(key, {})})
-    by_seed = {}
-    for seed in seeds:
-        one = {key: stats.get(key, {}).get(seed, {}) for key in keys}
-        by_seed[str(seed)] = all(c.evaluate(one)["passed"] for c in finding.checks)
-    return {
-        "claim": finding.claim,
-        "note": finding.note,
-        "variants": {
-            key: {
-                "label": label,
-                "seeds": {str(s): v for s, v in sorted(stats.get(key, {}).items())},
-                "mean": means[key],
-            }
-            for key, label in finding.variants
-        },
-        "rule": "reproduced = every check below holds on the seed means",
-        "checks": checks,
-        "reproduced": all(c["passed"] for c in checks),
-        "reproduced_by_seed": by_seed,
-        "reproduced_seeds": f"{sum(by_seed.values())}/{len(by_seed)}",
-    }
+    stats = {k: {s: run.stats() for s, run in runs.get(k, {}).items()} for k in keys}
+    tests = [t.evaluate(runs) for t in finding.tests]
+    for t in tests:  # JSON has no NaN: a statistic that could not be formed is None
+        for key in ("estimate", "low", "high"):
+            if isinstance(t[key], float) and not math.isfinite(t[key]):
+                t[key] = None
+    return FindingResult(finding, tests, stats).as_dict()
 
 
 def evaluate_findings(
-    findings: Sequence[Finding], stats: Mapping[str, Mapping[int, Mapping[str, Any]]]
+    findings: Sequence[Finding], runs: Mapping[str, Mapping[int, RunData]]
 ) -> dict[str, Any]:
-    return {f.key: evaluate_finding(f, stats) for f in findings}
+    return {f.key: evaluate_finding(f, runs) for f in findings}

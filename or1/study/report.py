@@ -12,7 +12,7 @@ import numpy as np
 
 from or1.study.findings import Finding
 from or1.study.runner import Study
-from or1.study.stats import eval_points, finite, tail_size
+from or1.study.stats import RunData, eval_points, tail_size
 from or1.study.variants import ENTROPY_COLUMN
 
 # -- plots and report ---------------------------------------------------------------------
@@ -27,10 +27,6 @@ def _seed_mean_curve(per_seed: Mapping[int, Mapping[str, float]]) -> tuple[list[
         xs.append(float(step))
         ys.append(float(np.mean(values)))
     return xs, ys
-
-
-def _column(rows: list[dict[str, Any]], column: str) -> dict[int, float]:
-    return {r["step"]: float(r[column]) for r in rows if finite([r.get(column)])}
 
 
 def _smooth(ys: list[float]) -> np.ndarray:
@@ -50,7 +46,7 @@ PANELS = {
 }
 
 
-def plot_finding(finding: Finding, curves: Mapping[str, Any], path: Path) -> Path:
+def plot_finding(finding: Finding, runs: Mapping[str, Mapping[int, RunData]], path: Path) -> Path:
     """One PNG: entropy, held-out avg@k and a third column, seed means per variant."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -62,10 +58,9 @@ def plot_finding(finding: Finding, curves: Mapping[str, Any], path: Path) -> Pat
     for ax, column in zip(axes, columns, strict=True):
         ylabel, smooth = PANELS[column]
         for key, label in finding.variants:
-            runs = curves.get(key, {})
             per_seed = {
-                seed: eval_points(c["eval"]) if column == "heldout" else _column(c["rows"], column)
-                for seed, c in runs.items()
+                seed: eval_points(run.evals) if column == "heldout" else run.series(column)
+                for seed, run in runs.get(key, {}).items()
             }
             xs, ys = _seed_mean_curve(per_seed)
             if not xs:
@@ -105,8 +100,15 @@ TABLE_STATS = (
 )
 
 
+def interval_text(test: Mapping[str, Any]) -> str:
+    """``0.123 [0.045, 0.201]`` (estimate and interval) or ``-`` when not measured."""
+    if test.get("estimate") is None:
+        return "-"
+    return f"{test['estimate']:.3g} [{_fmt(test['low'])}, {_fmt(test['high'])}]"
+
+
 def findings_markdown(doc: Mapping[str, Any]) -> str:
-    """The measured table (seed means) and the checks, as Markdown."""
+    """The measured table (seed means) and the tests (estimate, interval, verdict)."""
     lines = [
         "| finding | variant | " + " | ".join(TABLE_STATS) + " |",
         "|---|---|" + "---|" * len(TABLE_STATS),
@@ -115,44 +117,56 @@ def findings_markdown(doc: Mapping[str, Any]) -> str:
         for variant in entry["variants"].values():
             cells = [_fmt(variant["mean"].get(s)) for s in TABLE_STATS]
             lines.append(f"| {key} | {variant['label']} | " + " | ".join(cells) + " |")
-    lines += ["", "| finding | reproduced | seeds | checks (seed means) |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| finding | test | statistic | estimate [95% CI] | seeds x units | test verdict "
+        "| finding |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, entry in doc["findings"].items():
-        checks = "; ".join(
-            f"{c['rule']}: {_fmt(c['left'])} vs {_fmt(c['right'])} "
-            f"{'ok' if c['passed'] else 'FAILS'}"
-            for c in entry["checks"]
-        )
-        yes = "yes" if entry["reproduced"] else "no"
-        lines.append(f"| {key} | {yes} | {entry['reproduced_seeds']} | {checks} |")
+        for i, t in enumerate(entry["tests"]):
+            verdict = f"**{entry['verdict']}**" if i == 0 else ""
+            size = f"{t['seeds']} x {t['units'] // max(t['seeds'], 1)}" if t["seeds"] else "-"
+            lines.append(
+                f"| {key if i == 0 else ''} | {t['test']} | {t['rule']} | {interval_text(t)} "
+                f"| {size} | {t['verdict']} | {verdict} |"
+            )
     return "\n".join(lines)
 
 
+def _tests_html(entry: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(t['test'])}</td><td>{html.escape(t['rule'])}</td>"
+        f"<td>{html.escape(interval_text(t))}</td><td>{t['seeds']}</td><td>{t['units']}</td>"
+        f"<td>{html.escape(t['verdict'])}</td></tr>"
+        for t in entry["tests"]
+    )
+    head = "<tr><th>test</th><th>statistic</th><th>estimate [95% CI]</th><th>seeds</th>"
+    return f"<table>{head}<th>units</th><th>verdict</th></tr>{rows}</table>"
+
+
 def write_report(study: Study, doc: Mapping[str, Any]) -> Path:
-    """``report.html``: the checks, the per-variant table and the plots (embedded)."""
+    """``report.html``: the tests, the per-variant table and the plots (embedded)."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>or1 entropy study</title>",
         "<style>body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
         ".no{color:#a00}.yes{color:#070}img{max-width:100%}</style></head><body>",
         f"<h1>Entropy study ({html.escape(doc['mode'])}, preset {html.escape(doc['preset'])})</h1>",
-        f"<p>Wall time {doc['wall_seconds']:.0f} s. Seeds {doc['settings']['seeds']}.</p>",
+        f"<p>Wall time {doc['wall_seconds']:.0f} s. Seeds {doc['settings']['seeds']}. "
+        f"{html.escape(doc['tests']['bootstrap'])}: {doc['tests']['resamples']} resamples, "
+        f"rng seed {doc['tests']['seed']}.</p>",
     ]
     for key, entry in doc["findings"].items():
         cls = "yes" if entry["reproduced"] else "no"
         parts.append(
-            f"<h2>{html.escape(key)}: <span class='{cls}'>"
-            f"{'reproduced' if entry['reproduced'] else 'not reproduced'}</span> "
-            f"(seeds {entry['reproduced_seeds']})</h2><p>{html.escape(entry['claim'])}</p>"
+            f"<h2>{html.escape(key)}: <span class='{cls}'>{html.escape(entry['verdict'])}"
+            f"</span></h2><p>{html.escape(entry['claim'])}</p>"
         )
         if entry["note"]:
             parts.append(f"<p><i>{html.escape(entry['note'])}</i></p>")
-        rows = "".join(
-            f"<tr><td>{html.escape(c['rule'])}</td><td>{_fmt(c['left'])}</td>"
-            f"<td>{_fmt(c['right'])}</td><td>{'ok' if c['passed'] else 'fails'}</td></tr>"
-            for c in entry["checks"]
-        )
-        parts.append(f"<table><tr><th>check</th><th>left</th><th>right</th><th></th></tr>{rows}")
-        parts.append("</table><br><table><tr><th>variant</th>")
+        parts.append(_tests_html(entry))
+        parts.append("<br><table><tr><th>variant</th>")
         parts += [f"<th>{s}</th>" for s in TABLE_STATS]
         parts.append("</tr>")
         for variant in entry["variants"].values():

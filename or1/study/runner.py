@@ -14,20 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from or1.errors import ConfigError
+from or1.study.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
 from or1.study.findings import FINDINGS, Finding, evaluate_findings
-from or1.study.stats import eval_points, run_stats
+from or1.study.stats import RunData, eval_points, read_problems
 from or1.study.variants import (
-    ACC_MARGIN,
-    COLLAPSE_FACTOR,
     DONE_FILE,
     ENTROPY_COLUMN,
     FIXED_LARGE,
     FIXED_SMALL,
     SAME_BAND,
-    SPIKE_FACTOR,
     TAIL_FRACTION,
     TARGET,
-    TRUNC_MARGIN,
     VARIANTS,
     StudySettings,
 )
@@ -80,6 +77,22 @@ def _evaluated_steps(run_dir: Path) -> set[int]:
     return set(eval_points(read_jsonl(run_dir / EVAL_FILE)))
 
 
+def problems_file(run_dir: Path, step: int) -> Path:
+    """Where the study keeps the per-problem table of the held-out eval at ``step``."""
+    return run_dir / "eval" / ("base_problems.csv" if step == 0 else f"step_{step}_problems.csv")
+
+
+def _keep_problems(run_dir: Path, end: int) -> None:
+    """Copy the segment's final per-problem table (the trainer names it ``final``, and the
+    next segment overwrites it) to ``problems_file(run_dir, end)``."""
+    target = problems_file(run_dir, end)
+    source = run_dir / "eval" / "final_problems.csv"
+    # eval.jsonl gets its row after the table is written: if ``end`` is the last step
+    # evaluated, final_problems.csv is that evaluation's.
+    if not target.is_file() and source.is_file() and max(_evaluated_steps(run_dir)) == end:
+        shutil.copyfile(source, target)
+
+
 def check_run_dir(spec: RunSpec) -> dict[str, Any] | None:
     """The run's record, if any; refuse a run dir made with other settings."""
     record = _read_done(Path(spec.run_dir))
@@ -120,6 +133,7 @@ def train_run(spec: RunSpec) -> dict[str, Any]:
     start = time.perf_counter()
     for end in spec.segment_ends:
         if end in _evaluated_steps(run_dir):
+            _keep_problems(run_dir, end)  # a run killed between its eval and the copy
             continue
         step = _checkpoint_step(run_dir)
         if step is None:
@@ -130,6 +144,7 @@ def train_run(spec: RunSpec) -> dict[str, Any]:
         resume = None if step is None else run_dir
         with Trainer(cfg, run_dir, show_progress=False) as trainer:
             trainer.run(resume=resume)
+        _keep_problems(run_dir, end)
         record["seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         _write_done(run_dir, record)
@@ -276,25 +291,28 @@ def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) 
     return time.perf_counter() - start
 
 
-def collect(study: Study) -> tuple[dict[str, dict[int, dict[str, Any]]], dict[str, Any]]:
-    """(statistics, curves) of every finished run: ``{variant: {seed: ...}}``."""
+def collect(study: Study) -> dict[str, dict[int, RunData]]:
+    """The data of every finished run: ``{variant: {seed: RunData}}``."""
     from or1.tracking import EVAL_FILE, METRICS_FILE, read_jsonl
 
-    stats: dict[str, dict[int, dict[str, Any]]] = {}
-    curves: dict[str, dict[int, dict[str, Any]]] = {}
+    runs: dict[str, dict[int, RunData]] = {}
     for spec in study.runs:
         run_dir = Path(spec.run_dir)
         record = _read_done(run_dir)
         if not record or not record.get("done"):
             continue
-        rows = read_jsonl(run_dir / METRICS_FILE)
-        eval_rows = read_jsonl(run_dir / EVAL_FILE)
-        stats.setdefault(spec.variant, {})[spec.seed] = {
-            **run_stats(rows, eval_rows),
-            "run_seconds": record.get("seconds"),
+        problems = {
+            step: read_problems(problems_file(run_dir, step))
+            for step in (0, *spec.segment_ends)
+            if problems_file(run_dir, step).is_file()
         }
-        curves.setdefault(spec.variant, {})[spec.seed] = {"rows": rows, "eval": eval_rows}
-    return stats, curves
+        runs.setdefault(spec.variant, {})[spec.seed] = RunData(
+            rows=read_jsonl(run_dir / METRICS_FILE),
+            evals=read_jsonl(run_dir / EVAL_FILE),
+            problems=problems,
+            seconds=record.get("seconds"),
+        )
+    return runs
 
 
 def resolved_settings(study: Study) -> dict[str, Any]:
@@ -312,7 +330,7 @@ def resolved_settings(study: Study) -> dict[str, Any]:
 
 
 def write_findings(
-    study: Study, stats: dict[str, dict[int, dict[str, Any]]], *, wall_seconds: float
+    study: Study, runs: dict[str, dict[int, RunData]], *, wall_seconds: float
 ) -> dict[str, Any]:
     """Build and write ``findings.json``; returns the document."""
     doc = {
@@ -323,27 +341,39 @@ def write_findings(
         "resolved": resolved_settings(study),
         "statistics": {
             "entropy_column": ENTROPY_COLUMN,
-            "tail_fraction": TAIL_FRACTION,
-            "final_entropy": "mean entropy over the last 10% of steps",
-            "initial_entropy": "mean entropy over the first 10% of steps",
+            "window_fraction": TAIL_FRACTION,
+            "final_entropy": f"mean entropy over the last {TAIL_FRACTION:.0%} of steps",
+            "initial_entropy": f"mean entropy over the first {TAIL_FRACTION:.0%} of steps",
             "entropy_auc": "mean entropy over all steps (area under the curve per step)",
-            "peak_entropy": "max of the moving average of entropy (window 10% of steps)",
+            "peak_entropy": "max of the moving average of entropy (window: the tail's)",
             "final_accuracy": "held-out avg@k at the last step",
             "accuracy_gain": "final_accuracy - base_accuracy (held-out avg@k at step 0)",
-            "final_truncation": "mean truncation ratio of the rollouts, last 10% of steps",
+            "final_truncation": "mean truncation ratio of the rollouts over the tail",
             "mean_entropy_coef": "mean entropy coefficient alpha_k over the steps",
         },
+        "tests": {
+            "heldout": "per held-out problem: final avg@k of the variant minus the "
+            "reference's (same seed: same base, same problems), pooled over seeds",
+            "entropy / truncation": "per step of the final (or initial) window, paired by "
+            "step (same seed: same prompts); 'change': a run's final window against its "
+            "own initial window",
+            "bootstrap": "seeds drawn with replacement (when several), then the units "
+            "(problems or steps) of each drawn seed with replacement; percentile interval",
+            "resamples": BOOTSTRAP_RESAMPLES,
+            "rng": "numpy default_rng([seed, crc32(test name)])",
+            "seed": BOOTSTRAP_SEED,
+            "confidence": CONFIDENCE,
+            "verdict": "reproduced: the interval excludes no effect (diff 0, ratio 1) in "
+            "the paper's direction, or lies inside the band of a no-change claim; "
+            "opposite: it excludes it the other way; else inconclusive",
+        },
         "constants": {
-            "acc_margin": ACC_MARGIN,
             "target": TARGET,
             "fixed_small": FIXED_SMALL,
             "fixed_large": FIXED_LARGE,
-            "collapse_factor": COLLAPSE_FACTOR,
-            "spike_factor": SPIKE_FACTOR,
             "same_band": list(SAME_BAND),
-            "trunc_margin": TRUNC_MARGIN,
         },
-        "findings": evaluate_findings(study.findings, stats),
+        "findings": evaluate_findings(study.findings, runs),
         "runs": {
             f"{spec.variant}-s{spec.seed}": {"dir": spec.run_dir, "overrides": list(spec.overrides)}
             for spec in study.runs

@@ -1,9 +1,12 @@
-"""Statistics of one run of the study, from its metrics and evaluation rows."""
+"""One run of the study: its data (``RunData``) and its descriptive statistics."""
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,18 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def tail_size(n: int) -> int:
     return max(1, math.ceil(TAIL_FRACTION * n))
+
+
+def window_steps(series: Mapping[int, float], which: str) -> list[int]:
+    """The steps of ``series`` in its ``final`` or ``initial`` window (``TAIL_FRACTION`` of
+    the steps that have a value, at least one)."""
+    steps = sorted(series)
+    k = tail_size(len(steps))
+    if which == "final":
+        return steps[-k:] if steps else []
+    if which == "initial":
+        return steps[:k]
+    raise ValueError(f"unknown window {which!r}")
 
 
 def _peak(values: list[float], window: int) -> float | None:
@@ -93,3 +108,38 @@ def mean_stats(per_seed: Mapping[Any, Mapping[str, Any]]) -> dict[str, Any]:
     """Seed means of every statistic (over the seeds that measured it)."""
     keys = {k for stats in per_seed.values() for k in stats}
     return {k: _mean(finite(s.get(k) for s in per_seed.values())) for k in sorted(keys)}
+
+
+# -- the data of one run ------------------------------------------------------------------
+
+
+def read_problems(path: Path) -> dict[str, float]:
+    """``{uid: accuracy}`` of an evaluation's ``<label>_problems.csv`` (avg@k per problem)."""
+    with open(path, newline="") as fh:
+        return {row["uid"]: float(row["accuracy"]) for row in csv.DictReader(fh)}
+
+
+@dataclass
+class RunData:
+    """What the study keeps of one finished run.
+
+    ``rows``: metrics.jsonl rows (one per step); ``evals``: eval.jsonl rows; ``problems``:
+    per evaluated step, the held-out avg@k of each problem ``{step: {uid: accuracy}}``.
+    """
+
+    rows: list[dict[str, Any]]
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    problems: dict[int, dict[str, float]] = field(default_factory=dict)
+    seconds: float | None = None
+
+    def series(self, column: str) -> dict[int, float]:
+        """``{step: value}`` of a metrics column (steps without a finite value left out)."""
+        return {r["step"]: float(r[column]) for r in self.rows if finite([r.get(column)])}
+
+    def final_problems(self) -> dict[str, float]:
+        """Per-problem held-out accuracy at the last evaluated step (not the base's)."""
+        steps = [s for s in self.problems if s > 0]
+        return self.problems[max(steps)] if steps else {}
+
+    def stats(self) -> dict[str, Any]:
+        return {**run_stats(self.rows, self.evals), "run_seconds": self.seconds}
