@@ -168,6 +168,7 @@ class WorkerPool:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
+                proc.join()  # SIGKILL is not instant: close() returns with no worker alive
         self._conns, self._procs = [], []
 
     def _died(self, i: int, details: str) -> WorkerDied:
