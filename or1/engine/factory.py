@@ -199,18 +199,11 @@ def build_rollout_engine(
 def local_rollout_engine(
     cfg: Config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> RolloutEngine:
-    """A local HF engine over ``model`` (evaluation, offline filtering), decoding in
-    ``rollout.hf.processes`` CPU processes."""
-    spec = RolloutSpec(
-        engine="hf",
-        pad_id=tokenizer.pad_token_id,
-        stop_ids=tuple(stop_token_ids(tokenizer, model)),
-        max_num_seqs=cfg.rollout.max_num_seqs,
-        seed=cfg.train.seed,
-        options=cfg.rollout.hf.model_dump(),
-        dtype=cfg.model.dtype,
-    )
-    return build_rollout_engine(spec, model)
+    """The configured rollout engine (``rollout.engine``) in this process, over ``model``,
+    for sampling without a policy: ``or1 eval`` and ``or1 data filter``. With vLLM (a
+    GPU, AIME at 32K tokens) it loads ``model.path`` (or the built model, saved once);
+    with hf it decodes ``model`` itself, in ``rollout.hf.processes`` CPU processes."""
+    return build_rollout_engine(rollout_spec(cfg, model, tokenizer), model)
 
 
 def make_local_engines(

@@ -22,6 +22,7 @@ import torch
 from or1.build import make_engines
 from or1.build.models import build_tiny_model, build_tiny_tokenizer
 from or1.config import Config, TinyModelConfig
+from or1.engine.factory import local_rollout_engine
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.rollout import SamplingParams
 from or1.engine.vllm_rollout import (
@@ -368,3 +369,21 @@ def test_factory_builds_the_vllm_engine_and_syncs_from_the_policy(
     engines.sync_weights()  # ... and the engine follows
     synced = llm.workers[0].model_runner.model.state_dict()
     assert all(torch.equal(synced[k], v) for k, v in model.state_dict().items())
+
+
+def test_eval_and_the_offline_filter_sample_with_the_configured_engine(
+    small_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """local_rollout_engine (or1 eval, or1 data filter) honours rollout.engine: AIME at
+    32K tokens on a GPU goes to vLLM, not the hf decode loop (whose KV cache would not fit)."""
+    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(ScriptedLLM))
+    cfg = small_config.model_copy(deep=True)
+    tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
+    model = build_tiny_model(
+        TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64), tok
+    )
+    assert isinstance(local_rollout_engine(cfg, model, tok), HFRolloutEngine)
+    cfg.rollout.engine = "vllm"
+    engine = local_rollout_engine(cfg, model, tok)
+    assert isinstance(engine, VLLMRolloutEngine)
+    assert Path(engine.llm.kwargs["model"], "config.json").is_file()
