@@ -82,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         from or1.dryrun import dry_run
 
-        print("\n".join(dry_run(cfg, run_dir, resume=args.resume is not None)))
+        resume, fallback = args.resume is not None, args.fallback_to_verified
+        print("\n".join(dry_run(cfg, run_dir, resume=resume, fallback=fallback)))
         return 0
     probe_writable(run_dir)  # now, not after the data, model and warm-up are ready
     from or1.plan import preflight

@@ -3,7 +3,9 @@
 Nothing here loads model weights, starts an engine or creates the run directory. Checked:
 
 - the config: it validated (before this module), the rollout engine is registered and
-  its optional packages import, the device exists, the trackers' packages import;
+  its optional packages import, the device exists, the trackers' packages import, the
+  reward functions of ``rewards.by_ability`` import (``rewards_from_config``, as at the
+  start of training);
 - the data: every row of ``data.train`` / ``data.test`` is read and converted exactly as
   training reads it (a bad row is the same DataError), or the task's problems generated;
 - the model: ``model.path`` holds a readable ``config.json``, weight files whose
@@ -11,10 +13,17 @@ Nothing here loads model weights, starts an engine or creates the run directory.
   and a tokenizer with a chat template; a GGUF file exists; the tiny model's warm-up is
   cached or will run;
 - the prompts: with the tokenizer, every prompt of every split and benchmark is encoded
-  and held against ``rollout.max_prompt_length``, as at the start of training;
+  and held against ``rollout.max_prompt_length``, and the longest kept prompt plus each
+  stage's response length against the model's ``max_position_embeddings`` (from its
+  config.json: ``check_lengths``, the function training starts with);
 - ``eval.benchmarks``: every file is found and read;
 - the run directory and the cache: they could be created and written (the nearest
-  existing parent is a writable directory); on ``--resume``, a checkpoint is found.
+  existing parent is a writable directory); on ``--resume``, what the resume would do:
+  the checkpoint it continues from, verified against its manifest, and the overrides
+  checked against what a resume may change (``or1.resume.verify_resume``, the resume's
+  own first step), or, for a run killed during its first checkpoint, that it starts
+  again at step 0 (``or1.resume.starts_again``). Verifying reads every file of the
+  checkpoint once (sha256, ~300 MiB/s per core).
 
 Independent checks all run; their errors come back together in one paragraph
 (:class:`or1.errors.DryRunError`; a single error is raised as it is).
@@ -34,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from transformers import PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from or1.config import Config
 from or1.data.problem import Problem
@@ -71,27 +80,38 @@ class _Checks:
             raise DryRunError(f"the dry run found {len(self.errors)} problems: {parts}")
 
 
-def dry_run(cfg: Config, run_dir: Path, *, resume: bool = False) -> list[str]:
+def dry_run(
+    cfg: Config, run_dir: Path, *, resume: bool = False, fallback: bool = False
+) -> list[str]:
     """Check ``cfg`` for a run in ``run_dir``; return the summary lines.
 
     Args:
         cfg: The resolved config (already validated and, for a new run, trainable).
         run_dir: The run directory training would use (it is not created).
         resume: The run continues from a checkpoint in ``run_dir``.
+        fallback: With ``resume``: a damaged latest checkpoint falls back to the newest
+            verified one (``--fallback-to-verified``).
 
     Raises:
         Or1Error: One check failed (its own error), or DryRunError naming every failure.
     """
     checks = _Checks()
-    checks.run("run dir", functools.partial(_check_run_dir, cfg, Path(run_dir), resume))
+    checks.run("run dir", functools.partial(_check_run_dir, Path(run_dir), resume))
+    if resume:
+        checks.run("resume", functools.partial(_check_resume, cfg, Path(run_dir), fallback))
     checks.run("packages", functools.partial(_check_packages, cfg))
     checks.run("trackers", functools.partial(_check_trackers, cfg, Path(run_dir)))
+    checks.run("rewards", functools.partial(_check_rewards, cfg))
     splits = checks.run("data", functools.partial(_check_data, cfg))
     benchmarks = checks.run("benchmarks", functools.partial(_check_benchmarks, cfg))
-    tokenizer = checks.run("model", functools.partial(_check_model, cfg))
+    model = checks.run("model", functools.partial(_check_model, cfg))
+    tokenizer, model_config = model or (None, None)
     if tokenizer is not None and splits is not None:
         sets = {"train": splits[0], "test": splits[1], **(benchmarks or {})}
-        checks.run("prompts", functools.partial(_check_prompts, cfg, tokenizer, sets))
+        longest = checks.run("prompts", functools.partial(_check_prompts, cfg, tokenizer, sets))
+        if longest is not None and model_config is not None:
+            lengths = functools.partial(_check_lengths, cfg, model_config, longest)
+            checks.run("lengths", lengths)
     memory = _memory(cfg) if tokenizer is not None else None
     if memory:
         checks.lines.append(f"{'memory':<11}{memory}")
@@ -120,12 +140,34 @@ def _require_writable(path: Path, what: str, setting: str) -> str:
     return "exists, writable" if node == path.absolute() else f"would be created in {node}"
 
 
-def _check_run_dir(cfg: Config, run_dir: Path, resume: bool) -> tuple[str, None]:
-    text = f"{run_dir} ({_require_writable(run_dir, 'the run directory', 'name= or runs_dir=')})"
-    if resume:
-        from or1.checkpoint import find_checkpoint
+def _check_run_dir(run_dir: Path, resume: bool) -> tuple[str, None]:
+    from or1.rundir import OUTPUTS
 
-        text += f"; resumes from {find_checkpoint(run_dir).name}"
+    where = _require_writable(run_dir, "the run directory", "name= or runs_dir=")
+    earlier = not resume and any((run_dir / name).exists() for name in OUTPUTS)
+    # A new run here passed refuse_existing: an attempt killed before its first checkpoint.
+    note = "; an earlier attempt's outputs (no checkpoint) are cleared at start" if earlier else ""
+    return f"{run_dir} ({where}){note}", None
+
+
+def _check_resume(cfg: Config, run_dir: Path, fallback: bool) -> tuple[str, None]:
+    """What ``or1 train --resume run_dir`` would do, decided by the resume's own code."""
+    from or1.checkpoint import find_checkpoint
+    from or1.resume import starts_again, verify_resume
+
+    if starts_again(run_dir, run_dir):
+        return (
+            "no complete checkpoint (killed during its first one?): the run starts again "
+            "at step 0, its earlier outputs cleared",
+            None,
+        )
+    ckpt, changes = verify_resume(cfg, run_dir, run_dir, fallback=fallback)
+    text = f"from {ckpt.path.name} (step {ckpt.step}, verified)"
+    latest = find_checkpoint(run_dir)
+    if latest != ckpt.path:  # --fallback-to-verified chose an older one
+        text += f"; {latest.name} is damaged and would be set aside"
+    if changes:
+        text += "; changes: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
     return text, None
 
 
@@ -162,6 +204,16 @@ def _check_trackers(cfg: Config, run_dir: Path) -> tuple[str, None]:
     return ", ".join(names), None
 
 
+def _check_rewards(cfg: Config) -> tuple[str, None]:
+    """Import every reward as training's start does (a bad rewards.by_ability path)."""
+    from or1.rewards import rewards_from_config
+
+    rewards = rewards_from_config(cfg.rewards)
+    custom = cfg.rewards.by_ability
+    names = [f"{n} ({custom[n]})" if n in custom else n for n in sorted(rewards.fns)]
+    return ", ".join(names), None
+
+
 # ---- data and benchmarks ----------------------------------------------------------------
 def _check_data(cfg: Config) -> tuple[str, tuple[list[Problem], list[Problem]]]:
     from or1.build import load_problems
@@ -184,8 +236,12 @@ def _check_benchmarks(cfg: Config) -> tuple[str, dict[str, list[Problem]]]:
 
 
 # ---- the model ----------------------------------------------------------------------------
-def _check_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase | None]:
-    """The model's description and its tokenizer (None: not available without loading)."""
+Model = tuple[PreTrainedTokenizerBase | None, PretrainedConfig | None]
+
+
+def _check_model(cfg: Config) -> tuple[str, Model]:
+    """The model's description, its tokenizer and its config (None: not available
+    without loading weights: a GGUF file not converted yet)."""
     from or1.build import gguf
 
     source = gguf.gguf_source(cfg.model)
@@ -199,7 +255,7 @@ def _check_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase | None]:
         return (
             f"GGUF {source.file} ({size:.2f} GB), converted on the first run (cache {cache}); "
             "prompt lengths are checked then",
-            None,
+            (None, None),
         )
     if cfg.model.path is not None:
         return _hf_dir(Path(cfg.model.path), cfg)
@@ -213,21 +269,26 @@ def _check_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase | None]:
     )
 
 
-def _tiny_model(cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:
-    from or1.build.models import load_tokenizer
+def _tiny_model(cfg: Config) -> tuple[str, Model]:
+    from transformers import AutoConfig
+
+    from or1.build.models import load_tokenizer, tiny_model_config
     from or1.build.start import tiny_tokenizer, warmup_dir
 
     t = cfg.model.tiny
     text = f"tiny Qwen2 from model.tiny ({t.num_layers} layers, hidden {t.hidden_size})"
     target = warmup_dir(cfg)
     if (target / "config.json").is_file():
-        return f"{text}, warm-up cached in {target}", load_tokenizer(target, cfg.model)
+        model = (load_tokenizer(target, cfg.model), AutoConfig.from_pretrained(target))
+        return f"{text}, warm-up cached in {target}", model
     steps = cfg.warmup.steps if cfg.warmup.enabled else 0
     cache = _require_writable(target, "the warm-up cache", "cache_dir=")
-    return f"{text}, warm-up of {steps} steps runs first (cache {cache})", tiny_tokenizer(cfg)
+    tokenizer = tiny_tokenizer(cfg)
+    model = (tokenizer, tiny_model_config(cfg.model.tiny, tokenizer))
+    return f"{text}, warm-up of {steps} steps runs first (cache {cache})", model
 
 
-def _hf_dir(path: Path, cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:
+def _hf_dir(path: Path, cfg: Config) -> tuple[str, Model]:
     """Describe a local HF model directory from its config and weight headers."""
     from transformers import AutoConfig
 
@@ -250,7 +311,7 @@ def _hf_dir(path: Path, cfg: Config) -> tuple[str, PreTrainedTokenizerBase]:
     return (
         f"{path}: {arch}, {count} parameters in {files}, max positions {positions}; "
         "tokenizer with a chat template"
-    ), tokenizer
+    ), (tokenizer, config)
 
 
 def _weights(path: Path) -> tuple[int, str]:
@@ -310,18 +371,37 @@ def _memory(cfg: Config) -> str | None:
 # ---- prompts and stages -------------------------------------------------------------------
 def _check_prompts(
     cfg: Config, tokenizer: PreTrainedTokenizerBase, sets: dict[str, list[Problem]]
-) -> tuple[str, None]:
+) -> tuple[str, int]:
+    """Prompts against rollout.max_prompt_length; the value is the longest kept prompt
+    (tokens), as training measures it."""
     from or1.build import encode_prompt, fit_prompts
 
     encode = functools.partial(encode_prompt, tokenizer)
     limit = cfg.rollout.max_prompt_length
-    parts = []
+    parts, longest = [], 0
     for split, problems in sets.items():
         if problems:
-            kept, _ = fit_prompts(problems, encode, limit, split=split)
+            kept, ids = fit_prompts(problems, encode, limit, split=split)
+            longest = max([longest, *map(len, ids.values())])
             dropped = len(problems) - len(kept)
             parts.append(f"{split} {len(kept)}" + (f" ({dropped} too long)" if dropped else ""))
-    return f"fit rollout.max_prompt_length={limit}: {', '.join(parts)}", None
+    return f"fit rollout.max_prompt_length={limit}: {', '.join(parts)}", longest
+
+
+def _check_lengths(cfg: Config, model_config: PretrainedConfig, longest: int) -> tuple[str, None]:
+    from or1.build import check_lengths
+
+    check_lengths(cfg, model_config, [longest])  # the check training starts with
+    limit = getattr(model_config, "max_position_embeddings", None)
+    response = max(s.max_response_length for s in cfg.stages)
+    response = max(response, cfg.eval.max_tokens or 0)
+    if not limit:
+        return "the model states no max_position_embeddings: not checked", None
+    return (
+        f"longest prompt {longest} + longest response {response} = {longest + response} "
+        f"of {limit} positions",
+        None,
+    )
 
 
 def _stages(cfg: Config) -> str:

@@ -189,6 +189,40 @@ class Resumable(Protocol):
     def load_state(self, state: dict[str, Any]) -> None: ...
 
 
+def starts_again(run_dir: Path, resume: Path | None) -> bool:
+    """Does a resume from ``resume`` start ``run_dir`` again at step 0? It does when it
+    resumes the run directory itself and that holds no complete checkpoint (the run was
+    killed during its first one)."""
+    if resume is None or Path(resume).resolve() != Path(run_dir).resolve():
+        return False
+    return not has_checkpoint(run_dir)
+
+
+def verify_resume(
+    cfg: Config, run_dir: Path, path: Path, *, fallback: bool = False
+) -> tuple[Checkpoint, dict[str, list[Any]]]:
+    """The checkpoint a resume of ``run_dir`` from ``path`` continues (its manifest
+    verified; with ``fallback``, the newest verified one if that is damaged) and the
+    config changes since it was written. Reads only: ``restore`` and
+    ``or1 train --dry-run --resume`` both start with it.
+
+    Raises:
+        CheckpointError: no checkpoint, or a damaged one (naming the file).
+        ConfigError: a change a resume cannot make (``check_resume``).
+    """
+    ckpt = load_checkpoint(path, fallback=fallback)
+    saved = ckpt.path / CONFIG_FILE  # in every checkpoint since 2026-12
+    saved = saved if saved.is_file() else Path(run_dir) / CONFIG_FILE
+    changes = check_resume(
+        load_saved_config(saved),
+        cfg,
+        stage_index=int(ckpt.state.get("stage_index", 0)),
+        step=ckpt.step,
+        where=Path(run_dir),
+    )
+    return ckpt, changes
+
+
 def restore(
     trainer: Resumable, path: Path, *, fallback: bool = False
 ) -> tuple[Checkpoint, dict[str, list[Any]]]:
@@ -198,16 +232,7 @@ def restore(
 
     Returns the checkpoint and the config changes since it was written.
     """
-    ckpt = load_checkpoint(path, fallback=fallback)
-    saved = ckpt.path / CONFIG_FILE  # in every checkpoint since 2026-12
-    saved = saved if saved.is_file() else trainer.run_dir / CONFIG_FILE
-    changes = check_resume(
-        load_saved_config(saved),
-        trainer.cfg,
-        stage_index=int(ckpt.state.get("stage_index", 0)),
-        step=ckpt.step,
-        where=trainer.run_dir,
-    )
+    ckpt, changes = verify_resume(trainer.cfg, trainer.run_dir, path, fallback=fallback)
     rng = load_torch_file(ckpt.path / "rng.pt")
     if not restore_training_state(trainer.policy, ckpt):  # sharded files hold the weights
         model_dir, model_cfg = ckpt.model_dir, trainer.cfg.model
@@ -232,8 +257,7 @@ def open_run(trainer: Resumable, resume: Path | None, *, fallback: bool) -> Metr
     run_dir = trainer.run_dir
     # Not started yet (nothing written), but a missing package is an error before any write.
     trackers = make_trackers(trainer.cfg.logging, run_dir, trainer.cfg.model_dump(mode="json"))
-    restart = resume is not None and Path(resume).resolve() == run_dir.resolve()
-    restart = restart and not has_checkpoint(run_dir)
+    restart = starts_again(run_dir, resume)
     if restart:
         log.warning("%s has no complete checkpoint: it starts again at step 0", run_dir)
         resume = None

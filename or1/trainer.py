@@ -126,7 +126,7 @@ class Trainer:
         self.eval_sets += benchmark_sets(benchmarks, encode, limit)
         prompts = [*self._prompt_cache.values()]
         prompts += [ids for s in self.eval_sets for ids in s.prompt_ids.values()]
-        check_lengths(cfg, self.model, map(len, prompts))
+        check_lengths(cfg, self.model.config, map(len, prompts))
         self.by_uid: dict[str, Problem] = {p.uid: p for p in self.train_problems}
         engines = make_engines(cfg, self.model, self.tokenizer)
         self.policy, self.engine, self.sync_weights = (

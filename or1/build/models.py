@@ -64,9 +64,9 @@ def build_tiny_tokenizer(
     return fast
 
 
-def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
-    """A randomly initialised Qwen2 model sized by ``cfg`` for ``tokenizer``."""
-    config = Qwen2Config(
+def tiny_model_config(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2Config:
+    """The Qwen2 config of the tiny model sized by ``cfg`` for ``tokenizer`` (no weights)."""
+    return Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
         num_hidden_layers=cfg.num_layers,
@@ -80,7 +80,11 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -
         bos_token_id=None,
         attn_implementation="sdpa",
     )
-    return Qwen2ForCausalLM(config)
+
+
+def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    """A randomly initialised Qwen2 model sized by ``cfg`` for ``tokenizer``."""
+    return Qwen2ForCausalLM(tiny_model_config(cfg, tokenizer))
 
 
 def load_tokenizer(path: str | Path, cfg: ModelConfig) -> PreTrainedTokenizerFast:

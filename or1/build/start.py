@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
 from or1.build import gguf
 from or1.build.models import build_tiny_model, build_tiny_tokenizer, load_pretrained
@@ -137,14 +137,24 @@ def load_model(cfg: Config, train: list[Problem], *, show: bool = True) -> Loade
     return _tiny_model(cfg, train, show)
 
 
-def check_lengths(cfg: Config, model: PreTrainedModel, prompt_lengths: Iterable[int]) -> None:
+def check_lengths(
+    cfg: Config, model_config: PretrainedConfig, prompt_lengths: Iterable[int]
+) -> None:
     """Refuse lengths the model cannot hold: the longest prompt plus each stage's (and
-    the evaluation's) response length must fit its ``max_position_embeddings``.
+    the evaluation's) response length must fit its ``max_position_embeddings``. Training
+    calls it at start with the loaded model's config; ``or1 train --dry-run`` with the
+    config.json alone (the same check, so the two never disagree).
+
+    Args:
+        cfg: The run's config (stages, eval.max_tokens).
+        model_config: The model's config (a model without ``max_position_embeddings``
+            passes).
+        prompt_lengths: Token count of every prompt kept (train, test, benchmarks).
 
     Raises:
         ConfigError: naming every length that does not fit.
     """
-    limit = getattr(model.config, "max_position_embeddings", None)
+    limit = getattr(model_config, "max_position_embeddings", None)
     if not limit:
         return
     prompt = max(prompt_lengths, default=0)

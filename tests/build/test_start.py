@@ -26,15 +26,15 @@ def test_check_lengths_names_every_length_that_does_not_fit(
     model.config.max_position_embeddings = 50
     cfg = small_config.model_copy(deep=True)
     cfg.stages[0].max_response_length, cfg.stages[1].max_response_length = 10, 40
-    check_lengths(cfg, model, [10, 5])  # 10 + 40 = 50: fits exactly
+    check_lengths(cfg, model.config, [10, 5])  # 10 + 40 = 50: fits exactly
     with pytest.raises(ConfigError) as err:
-        check_lengths(cfg, model, [11, 5])
+        check_lengths(cfg, model.config, [11, 5])
     assert "stages.1.max_response_length=40, eval.max_tokens=40" in err.value.message
     assert "longest prompt (11 tokens)" in err.value.message
     assert "stages.0" not in err.value.message
     cfg.eval.max_tokens = 45
     with pytest.raises(ConfigError, match=r"eval\.max_tokens=45"):
-        check_lengths(cfg, model, [10])
+        check_lengths(cfg, model.config, [10])
 
 
 @pytest.fixture
