@@ -41,6 +41,7 @@ def test_eval_benchmarks_writes_tables_and_samples(
         str(out),
         "--quiet",
         f"model.path={model_dir}",
+        "rollout.engine=hf",  # the preset's vLLM is not installed here
         f"eval.data_dir={EVAL_DIR}",
         "eval.samples=2",
         "eval.max_tokens=3",

@@ -243,6 +243,7 @@ def test_cli_filter_on_aime_with_a_local_model_dir(
         str(out),
         "--quiet",
         f"model.path={model_dir}",
+        "rollout.engine=hf",  # the preset's vLLM is not installed here
         "data.filter.samples.math=2",
         "data.filter.max_tokens=3",
     ]
