@@ -127,13 +127,21 @@ def device_metrics() -> dict[str, float]:
     return {"max_memory_allocated_gb": peak}
 
 
+_EVAL_SCALARS = ("avg_at_k", "mean_response_length", "truncation_ratio", "seconds")
+
+
 def eval_scalars(row: Mapping[str, Any]) -> dict[str, float]:
     """An ``eval.jsonl`` row's scalars under ``eval/<benchmark>/`` (``eval/test/``)."""
     prefix = f"eval/{row.get('benchmark') or TEST_SPLIT}/"
     scalars: dict[str, float] = {}
-    for key in ("avg_at_k", "mean_response_length", "truncation_ratio", "seconds"):
-        if isinstance(row.get(key), int | float) and not isinstance(row.get(key), bool):
-            scalars[prefix + key] = row[key]
+    for key, value in row.items():
+        # The totals and their breakdowns (avg_at_k/<ability>, avg_at_k/src/<source>,
+        # truncation_ratio/<ability>, ...: EvalResult.breakdown), so a mixed run's curves
+        # per ability are on the tracker too, not only in eval.jsonl.
+        if key.split("/")[0] not in _EVAL_SCALARS:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            scalars[prefix + key] = value
     pass_at_k = row.get("pass_at_k")
     if isinstance(pass_at_k, dict):
         for k, v in pass_at_k.items():

@@ -166,6 +166,28 @@ def test_eval_scalars_go_under_the_benchmark() -> None:
     assert set(eval_scalars({"avg_at_k": 0.1})) == {"eval/test/avg_at_k"}
 
 
+def test_eval_scalars_carry_the_per_ability_and_per_source_breakdown() -> None:
+    row = {
+        "label": "final",
+        "avg_at_k": 0.5,
+        "avg_at_k/math": 0.75,
+        "avg_at_k/code": 0.25,
+        "avg_at_k/src/tiny-code": 0.25,
+        "truncation_ratio/code": 0.125,
+        "mean_response_length/math": 12.0,
+        "problems": 8,
+        "k/math": 4,  # not an evaluation scalar
+    }
+    assert eval_scalars(row) == {
+        "eval/test/avg_at_k": 0.5,
+        "eval/test/avg_at_k/math": 0.75,
+        "eval/test/avg_at_k/code": 0.25,
+        "eval/test/avg_at_k/src/tiny-code": 0.25,
+        "eval/test/truncation_ratio/code": 0.125,
+        "eval/test/mean_response_length/math": 12.0,
+    }
+
+
 class FakeTracker:
     """Records what the logger asks of a tracker."""
 
