@@ -16,7 +16,7 @@ from matplotlib.image import imread
 
 from or1.errors import DataError
 from or1.report import PANELS, compare_runs, load_run, plot_overlay, write_report
-from or1.report.plots import _smooth as smooth
+from or1.report.draw import _smooth as smooth
 from or1.report.plots import _stage_lengths as stage_lengths
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

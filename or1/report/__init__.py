@@ -28,16 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from or1.report.data import RunData, load_run
+from or1.report.draw import Panel, _atomic_write, _render_panel, _Rendered
 from or1.report.groups import GROUP_PANELS
+from or1.report.overlay import compare_runs, plot_overlay
 from or1.report.plots import PANELS as BASE_PANELS
-from or1.report.plots import (
-    Panel,
-    _atomic_write,
-    _render_panel,
-    _Rendered,
-    compare_runs,
-    plot_overlay,
-)
 
 PANELS = (*BASE_PANELS, *GROUP_PANELS)  # the per-ability/per-source panels last
 

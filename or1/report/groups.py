@@ -13,7 +13,7 @@ from collections.abc import Callable
 from matplotlib.axes import Axes
 
 from or1.report.data import RunData
-from or1.report.plots import Panel, _plot_line, _stage_starts
+from or1.report.draw import Panel, _plot_line, _stage_starts
 
 SOURCE = "/src/"
 
