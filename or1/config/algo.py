@@ -87,11 +87,24 @@ class StageConfig(Section):
     batch_size: int = Field(gt=0, description="prompts per step (D_R)")
     mini_batch_size: int = Field(gt=0, description="prompts per optimizer step")
     group_size: int = Field(ge=2)
+    # The stage controller (or1/schedule.py), not in the paper (fixed steps, the default):
+    # move to the next stage as soon as the truncation ratio averaged over the stage's
+    # last advance_window steps reaches this; ``steps`` is then a maximum.
+    advance_at_truncation: float | None = Field(
+        None, gt=0, le=1, description="advance when the windowed truncation ratio reaches this"
+    )
+    advance_window: int = Field(5, gt=0, description="steps averaged by advance_at_truncation")
 
     @model_validator(mode="after")
     def _divides(self) -> StageConfig:
         if self.batch_size % self.mini_batch_size:
             raise ValueError(
                 f"mini_batch_size {self.mini_batch_size} must divide batch_size {self.batch_size}"
+            )
+        if self.advance_at_truncation is not None and self.advance_window > self.steps:
+            raise ValueError(
+                f"advance_window {self.advance_window} is longer than the stage's "
+                f"{self.steps} steps, so advance_at_truncation could never trigger; lower "
+                "advance_window or raise steps"
             )
         return self

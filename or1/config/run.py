@@ -189,6 +189,17 @@ class Config(Section):
         return name
 
     @model_validator(mode="after")
+    def _last_stage_cannot_advance(self) -> Config:
+        """The stage controller moves to the next stage: the last one has none."""
+        if self.stages[-1].advance_at_truncation is not None:
+            raise ValueError(
+                f"stages.{len(self.stages) - 1}.advance_at_truncation is set on the last "
+                "stage, which has no next stage to advance to; remove it (the run ends "
+                "after the stage's steps) or add a stage"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _lengths_fit_the_tiny_model(self) -> Config:
         """The model tiny-arith builds from ``model.tiny`` has max_position_embeddings
         positions for a prompt and its response (a model.path is checked at start)."""
@@ -219,6 +230,8 @@ class Config(Section):
 
     @property
     def total_steps(self) -> int:
+        """Steps of the run: every stage's ``steps`` (at most, with a stage controller:
+        or1/schedule.py), capped by ``train.max_steps``."""
         total = sum(s.steps for s in self.stages)
         return min(total, self.train.max_steps) if self.train.max_steps else total
 
