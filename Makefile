@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install install-dev lint format clean
+.PHONY: demo test docs install install-dev lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,12 @@ demo: install
 test: install-dev
 	$(PY) -m pytest -q
 
+# The docs site, built offline into site/ (strict: a broken link or a page missing from
+# mkdocs.yml's nav fails). The configuration reference is generated from or1/config/.
+docs: install
+	$(PIP) install --quiet -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 lint: install-dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -40,4 +46,4 @@ format: install-dev
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

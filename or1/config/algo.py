@@ -12,11 +12,17 @@ from or1.config.base import Section
 class EntropyConfig(Section):
     """Entropy term. ``adaptive`` is the paper's controller; ``fixed`` and ``off`` ablate it."""
 
-    mode: Literal["adaptive", "fixed", "off"] = "adaptive"
-    target: float = Field(0.2, ge=0)
-    delta: float = Field(0.005, ge=0)  # released code: 1e-4
-    coef_min: float = Field(0.0, ge=0)
-    coef_max: float | None = None  # released code: 0.005
+    mode: Literal["adaptive", "fixed", "off"] = Field(
+        "adaptive", description="adaptive: the paper's controller; fixed: coef; off: none"
+    )
+    target: float = Field(0.2, ge=0, description="target entropy (nats per token)")
+    delta: float = Field(
+        0.005, ge=0, description="controller step per update (released code: 1e-4)"
+    )
+    coef_min: float = Field(0.0, ge=0, description="lower clip of the coefficient")
+    coef_max: float | None = Field(
+        None, description="upper clip of the coefficient; null: none (released code: 0.005)"
+    )
     coef: float = Field(0.0, ge=0, description="the coefficient when mode is fixed")
 
 
@@ -33,28 +39,48 @@ class AlgoConfig(Section):
     paper (entropy delta 1e-4, coef cap 0.005, no online filter), unless set explicitly.
     """
 
-    variant: Literal["paper", "released-code"] = "paper"
+    variant: Literal["paper", "released-code"] = Field(
+        "paper", description="released-code: the released code's values where unset"
+    )
     # A name in or1.algo.POLICY_LOSSES: "ppo-clip" (the paper's) or "gspo" (sequence-level
     # ratio, GSPO; its paper pairs it with seq-mean-token-mean and clips ~3e-4 / 4e-4).
     loss: str = Field("ppo-clip", description="policy loss, a registered name: ppo-clip, gspo")
-    clip_low: float = Field(0.2, ge=0, lt=1)
-    clip_high: float = Field(0.2, ge=0)
-    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
-    kl_beta: float = Field(0.0, ge=0)  # ablation only; the paper uses none
+    clip_low: float = Field(0.2, ge=0, lt=1, description="ratio clipped below at 1 - clip_low")
+    clip_high: float = Field(
+        0.2, ge=0, description="ratio clipped above at 1 + clip_high (clip-higher: 0.25-0.265)"
+    )
+    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = Field(
+        "token-mean", description="token-mean: sum over the batch's tokens / their count"
+    )
+    kl_beta: float = Field(
+        0.0, ge=0, description="KL penalty to the initial policy (ablation; paper: 0)"
+    )
     kl_kind: Literal["k1", "k2", "k3"] = Field("k3", description="KL estimator (kl_beta > 0)")
-    adv_eps: float = Field(1e-6, gt=0)
-    normalize_std: bool = True
-    reject_uniform_groups: bool = True
-    truncation: Literal["keep", "mask"] = "keep"
+    adv_eps: float = Field(1e-6, gt=0, description="added to the group std of the advantage")
+    normalize_std: bool = Field(True, description="divide advantages by the group std (GRPO)")
+    reject_uniform_groups: bool = Field(
+        True, description="drop groups whose rewards are all equal (zero advantage)"
+    )
+    truncation: Literal["keep", "mask"] = Field(
+        "keep", description="mask: truncated responses get no loss (ablation; paper: keep)"
+    )
     # RECIPE step 2: a truncated response keeps reward 0 ("zero"). "graded" grades its
     # cut-off text like any other (a lucky last number then earns reward 1).
-    truncated_reward: Literal["zero", "graded"] = "zero"
-    online_filter: bool = True
-    reuse_epochs: int = Field(1, ge=1)
+    truncated_reward: Literal["zero", "graded"] = Field(
+        "zero", description="zero: a truncated response scores 0; graded: scored as any other"
+    )
+    online_filter: bool = Field(
+        True, description="each stage drops prompts solved every time in the previous one"
+    )
+    reuse_epochs: int = Field(
+        1, ge=1, description="passes over each rollout batch (N_SGD multiplier; paper: 1)"
+    )
     # Truncated importance sampling (off by default): weight each token's loss by
     # min(exp(old_logp - rollout_logp), tis_cap), correcting a rollout engine (e.g. vLLM)
     # whose sampling log-probs differ from the trainer's.
-    tis_cap: float | None = Field(None, gt=0)
+    tis_cap: float | None = Field(
+        None, gt=0, description="truncated importance sampling cap; null: off"
+    )
     entropy: EntropyConfig = EntropyConfig()
 
     @model_validator(mode="before")
@@ -73,20 +99,20 @@ class AlgoConfig(Section):
 class OptimConfig(Section):
     """AdamW, constant learning rate (paper: 1e-6, no warm-up)."""
 
-    lr: float = Field(1e-6, gt=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = Field(0.01, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
+    lr: float = Field(1e-6, gt=0, description="AdamW learning rate, constant")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip")
 
 
 class StageConfig(Section):
     """One stage of the multi-stage schedule (RECIPE.md table)."""
 
-    steps: int = Field(gt=0)
-    max_response_length: int = Field(gt=0)
+    steps: int = Field(gt=0, description="training steps in this stage")
+    max_response_length: int = Field(gt=0, description="T: tokens a response may have")
     batch_size: int = Field(gt=0, description="prompts per step (D_R)")
     mini_batch_size: int = Field(gt=0, description="prompts per optimizer step")
-    group_size: int = Field(ge=2)
+    group_size: int = Field(ge=2, description="responses sampled per prompt")
     # The stage controller (or1/schedule.py), not in the paper (fixed steps, the default):
     # move to the next stage as soon as the truncation ratio averaged over the stage's
     # last advance_window steps reaches this; ``steps`` is then a maximum.

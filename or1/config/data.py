@@ -12,24 +12,28 @@ from or1.config.base import Section
 class ArithConfig(Section):
     """The tiny-arith task: chains of integer additions/subtractions."""
 
-    n_train: int = Field(2000, gt=0)
-    n_test: int = Field(200, gt=0)
-    min_terms: int = Field(2, ge=2)
-    max_terms: int = Field(4, ge=2)
-    max_operand: int = Field(99, ge=2)
+    n_train: int = Field(2000, gt=0, description="training problems generated")
+    n_test: int = Field(200, gt=0, description="held-out problems generated")
+    min_terms: int = Field(2, ge=2, description="fewest numbers in a chain")
+    max_terms: int = Field(4, ge=2, description="most numbers in a chain")
+    max_operand: int = Field(99, ge=2, description="largest number in a chain")
     # The warm-up teacher slips on a step with this probability (see data/tasks/arith.py).
-    teacher_error_rate: float = Field(0.25, ge=0.0, lt=1.0)
+    teacher_error_rate: float = Field(
+        0.25, ge=0.0, lt=1.0, description="chance the warm-up teacher slips on a step"
+    )
 
 
 class CodeConfig(Section):
     """The tiny-code task: small Python function specs with hidden call-based tests
     (or1/data/tasks/coding.py)."""
 
-    n_train: int = Field(1000, gt=0)
-    n_test: int = Field(100, gt=0)
+    n_train: int = Field(1000, gt=0, description="training problems generated")
+    n_test: int = Field(100, gt=0, description="held-out problems generated")
     n_tests: int = Field(8, ge=2, description="hidden tests per problem")
     # The warm-up teacher writes a slipped body with this probability (see coding.py).
-    teacher_error_rate: float = Field(0.5, ge=0.0, lt=1.0)
+    teacher_error_rate: float = Field(
+        0.5, ge=0.0, lt=1.0, description="chance the warm-up teacher writes a slipped body"
+    )
 
 
 class ReasoningGymConfig(Section):
@@ -37,12 +41,12 @@ class ReasoningGymConfig(Section):
     answers the math reward can verify (numbers), e.g. chain_sum (or1/data/tasks/
     reasoning_gym.py)."""
 
-    dataset: str = "chain_sum"
+    dataset: str = Field("chain_sum", description="a reasoning-gym dataset name")
     params: dict[str, Any] = Field(
         {}, description="the dataset's settings (difficulty), e.g. {min_terms: 2, max_terms: 3}"
     )
-    n_train: int = Field(2000, gt=0)
-    n_test: int = Field(100, gt=0)
+    n_train: int = Field(2000, gt=0, description="training problems drawn")
+    n_test: int = Field(100, gt=0, description="held-out problems drawn")
     seed: int = Field(0, description="fixes the problems: the same splits for every train.seed")
     prompt_suffix: str | None = Field(
         None, description="appended to each question; None: the recipe's suffix (boxed answer)"
@@ -56,8 +60,8 @@ class OfflineFilterConfig(Section):
         {"math": 16, "code": 8}, description="N per ability (RECIPE.md: 16 math, 8 code)"
     )
     default_samples: int = Field(16, gt=0, description="N for an ability not in samples")
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1.0)
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the N samples")
+    top_p: float = Field(1.0, gt=0, le=1.0, description="nucleus sampling of the N samples")
     max_tokens: int | None = Field(None, gt=0, description="None: the first stage's length")
     low: float = Field(0.0, ge=0, description="drop pass rates <= low")
     high: float = Field(1.0, le=1, description="drop pass rates >= high")
@@ -74,12 +78,12 @@ class OfflineFilterConfig(Section):
 class DedupConfig(Section):
     """``or1 data dedup``: exact and near-duplicate removal, decontamination."""
 
-    exact: bool = True
-    near: bool = True
+    exact: bool = Field(True, description="drop exact duplicates (normalized text)")
+    near: bool = Field(True, description="drop near duplicates (MinHash LSH, or1[dedup])")
     near_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard estimate")
     shingle_words: int = Field(3, gt=0, description="words per shingle for MinHash")
-    num_perm: int = Field(128, gt=0)
-    decontaminate: bool = True
+    num_perm: int = Field(128, gt=0, description="MinHash permutations")
+    decontaminate: bool = Field(True, description="drop prompts that overlap eval_sets")
     eval_sets: list[str] = Field(
         ["aime24", "aime25"], description="benchmark names (eval.*) or parquet/jsonl paths"
     )
@@ -93,12 +97,20 @@ class DataConfig(Section):
     """Where problems come from: a built-in task or files (parquet/jsonl/HF datasets)."""
 
     # A name in or1.data.tasks.TASKS; tiny-mix is tiny-arith and tiny-code in one run.
-    task: Literal["tiny-arith", "tiny-code", "tiny-mix", "reasoning-gym"] | None = "tiny-arith"
+    task: Literal["tiny-arith", "tiny-code", "tiny-mix", "reasoning-gym"] | None = Field(
+        "tiny-arith", description="a built-in task; null: read data.train and data.test"
+    )
     arith: ArithConfig = ArithConfig()
     code: CodeConfig = CodeConfig()
     reasoning_gym: ReasoningGymConfig = ReasoningGymConfig()
-    train: str | list[str] | None = None  # file, HF dataset dir, hf:name, or a list of them
-    test: str | list[str] | None = None
-    skip_bad_rows: bool = False  # False: a bad row is a DataError; True: skip and count
+    train: str | list[str] | None = Field(
+        None, description="training data: parquet/jsonl file, datasets dir, hf:name, or a list"
+    )
+    test: str | list[str] | None = Field(
+        None, description="held-out data evaluated with the benchmarks (same forms as train)"
+    )
+    skip_bad_rows: bool = Field(
+        False, description="false: a bad row is a DataError; true: skip and count it"
+    )
     filter: OfflineFilterConfig = OfflineFilterConfig()
     dedup: DedupConfig = DedupConfig()

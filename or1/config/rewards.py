@@ -24,7 +24,9 @@ class CodeRewardConfig(Section):
     the chosen limits.
     """
 
-    limits: Literal["paper", "released"] = "paper"
+    limits: Literal["paper", "released"] = Field(
+        "paper", description="paper: ~6 s per test, 60 s per response; released: its harness"
+    )
     timeout_s: float | None = Field(
         None, gt=0, description="one per-test limit (s) for every kind of test; None: limits'"
     )

@@ -39,9 +39,11 @@ class RolloutConfig(Section):
     """Sampling for training rollouts (group size and length live in the stages)."""
 
     engine: str = Field("hf", description="a registered rollout engine: hf, vllm")
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1.0)
-    max_prompt_length: int = Field(2048, gt=0)
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (paper: 1.0)")
+    top_p: float = Field(1.0, gt=0, le=1.0, description="nucleus sampling (paper: 1.0)")
+    max_prompt_length: int = Field(
+        2048, gt=0, description="prompts of more tokens are dropped from the data"
+    )
     max_num_seqs: int = Field(256, gt=0, description="sequences decoded together (at most)")
     hf: HFRolloutConfig = HFRolloutConfig()
     vllm: VLLMRolloutConfig = VLLMRolloutConfig()
@@ -62,10 +64,12 @@ SEED_LIMIT = 2**32
 
 
 class TrainConfig(Section):
+    """How the policy update runs, checkpoints and logs samples."""
+
     seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="drives data order, sampling, init")
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps")
-    checkpoint_every: int = Field(10, gt=0)
-    keep_checkpoints: int = Field(2, gt=0)
+    checkpoint_every: int = Field(10, gt=0, description="write ckpt/step_N every N steps")
+    keep_checkpoints: int = Field(2, gt=0, description="newest checkpoints kept on disk")
     micro_batch_size: int = Field(64, gt=0, description="sequences per forward/backward")
     micro_batch_tokens: int | None = Field(
         None, gt=0, description="also at most this many padded tokens per forward/backward"
@@ -82,32 +86,46 @@ class TrainConfig(Section):
 
 
 class EvalConfig(Section):
+    """Evaluation (avg@k) of the test split and the benchmarks, in or1 train and or1 eval."""
+
     samples: int = Field(8, gt=0, description="k of avg@k")
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1.0)
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (paper: 1.0)")
+    top_p: float = Field(1.0, gt=0, le=1.0, description="nucleus sampling (paper: 1.0)")
     max_tokens: int | None = Field(None, gt=0, description="None: the last stage's length")
-    max_problems: int | None = Field(None, gt=0)
-    before: bool = True
-    after: bool = True
+    max_problems: int | None = Field(
+        None, gt=0, description="score at most this many problems per set; null: all"
+    )
+    before: bool = Field(True, description="evaluate the base model before training")
+    after: bool = Field(True, description="evaluate the final model after training")
     every: int | None = Field(None, gt=0, description="also evaluate every N steps")
     benchmarks: list[str] = Field(
-        default_factory=list
-    )  # e.g. [aime24, aime25]: names or parquet/jsonl paths
+        default_factory=list, description="names (aime24, aime25, ...) or parquet/jsonl paths"
+    )
     # A benchmark name resolves to benchmark_paths[name], else <data_dir>/<name>.parquet
     # (or .jsonl); data_dir None: $OR1_EVAL_DATA, else shared/data/eval beside the repo.
-    data_dir: str | None = None
-    benchmark_paths: dict[str, str] = Field(default_factory=dict)
+    data_dir: str | None = Field(
+        None, description="where benchmark names resolve; null: $OR1_EVAL_DATA"
+    )
+    benchmark_paths: dict[str, str] = Field(
+        default_factory=dict, description="benchmark name -> file, before data_dir"
+    )
     # Appended to a benchmark's last user message when absent ("" leaves prompts as is).
-    prompt_suffix: str = RECIPE_PROMPT_SUFFIX
+    prompt_suffix: str = Field(
+        RECIPE_PROMPT_SUFFIX, description="appended to a benchmark prompt that lacks it"
+    )
 
 
 class DistributedConfig(Section):
     """``ray``: policy sharded over ``workers`` FSDP2 ranks (one GPU each on GPUs) and
     ``rollout_workers`` rollout actors (None: one per worker), placed on a Ray cluster."""
 
-    backend: Literal["local", "ray"] = "local"
-    workers: int = Field(1, gt=0)
-    rollout_workers: int | None = Field(None, gt=0)
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local: this process; ray: workers placed on a Ray cluster"
+    )
+    workers: int = Field(1, gt=0, description="FSDP2 policy ranks (one GPU each on GPUs)")
+    rollout_workers: int | None = Field(
+        None, gt=0, description="rollout actors; null: one per worker"
+    )
 
 
 class WandbConfig(Section):
@@ -115,7 +133,7 @@ class WandbConfig(Section):
     None takes the usual environment variable, then the default; a resumed run continues
     the same wandb run (its id is kept in the run directory's ``trackers.json``)."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="log metrics to wandb")
     project: str | None = Field(None, description="None: $WANDB_PROJECT, else 'or1'")
     entity: str | None = Field(None, description="None: $WANDB_ENTITY, else your default")
     group: str | None = Field(None, description="None: $WANDB_RUN_GROUP, else no group")
@@ -130,7 +148,7 @@ class MlflowConfig(Section):
     """``logging.mlflow``: MLflow (the ``or1[mlflow]`` extra); a resumed run continues the
     same MLflow run. A ``file:`` or plain-path tracking URI is MLflow's file store."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="log metrics to MLflow")
     tracking_uri: str | None = Field(
         None, description="None: $MLFLOW_TRACKING_URI, else MLflow's default (./mlruns)"
     )
@@ -141,12 +159,12 @@ class MlflowConfig(Section):
 class LoggingConfig(Section):
     """Where metrics go besides ``metrics.jsonl`` (always written), and progress output."""
 
-    tensorboard: bool = True
+    tensorboard: bool = Field(True, description="write tensorboard events (or1[tensorboard])")
     wandb: WandbConfig = WandbConfig()
     mlflow: MlflowConfig = MlflowConfig()
     # Progress bars on a terminal; one plain line per step (and per 10% of warm-up and
     # evaluation) when stdout is not a terminal; nothing when false (or --quiet).
-    progress: bool = True
+    progress: bool = Field(True, description="progress bars / lines on stdout")
 
     @field_validator("wandb", "mlflow", mode="before")
     @classmethod
@@ -158,10 +176,14 @@ class LoggingConfig(Section):
 class Config(Section):
     """The whole run."""
 
-    preset: str = "custom"
-    name: str | None = None
-    runs_dir: str = "runs"
-    cache_dir: str | None = None  # None: $OR1_CACHE or ~/.cache/or1
+    preset: str = Field("custom", description="the preset this config came from")
+    name: str | None = Field(
+        None, description="run directory name under runs_dir; null: <preset>-<time>"
+    )
+    runs_dir: str = Field("runs", description="where run directories are created")
+    cache_dir: str | None = Field(
+        None, description="warm-ups, converted GGUF models; null: $OR1_CACHE or ~/.cache/or1"
+    )
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     warmup: WarmupConfig = WarmupConfig()

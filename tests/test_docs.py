@@ -1,0 +1,135 @@
+"""The docs site: it builds (mkdocs, strict), its configuration reference lists and
+describes every setting, and README's links resolve.
+
+The settings are enumerated here from pydantic's JSON schema of ``Config``, not with the
+generator's own walk (or1/config/reference.py), so a field the generator skipped fails.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from or1.config import Config
+from or1.config.reference import reference_markdown, type_name, undescribed_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _schema_fields(schema: dict[str, Any], node: dict[str, Any], prefix: str = ""):
+    """(dotted key, description) of every leaf setting in a JSON schema of pydantic's."""
+    defs = schema.get("$defs", {})
+
+    def resolve(prop: dict[str, Any]) -> dict[str, Any] | None:
+        ref = prop.get("$ref") or next(
+            (p["$ref"] for p in prop.get("allOf", []) if "$ref" in p), None
+        )
+        return defs[ref.rsplit("/", 1)[-1]] if ref else None
+
+    for name, prop in node.get("properties", {}).items():
+        key = f"{prefix}{name}"
+        section = resolve(prop)
+        if section is None and prop.get("type") == "array" and "items" in prop:
+            item = resolve(prop["items"])
+            if item is not None:
+                yield from _schema_fields(schema, item, f"{key}.N.")
+                continue
+        if section is not None:
+            yield from _schema_fields(schema, section, f"{key}.")
+        else:
+            yield key, prop.get("description", "")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site as `make docs` builds it (strict: a warning is an error)."""
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", "mkdocs.yml"]
+    done = subprocess.run(
+        [*cmd, "-d", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, (
+        "mkdocs build --strict failed (is the docs extra installed? pip install -e '.[docs]'; "
+        f"a page in docs/ must be in mkdocs.yml's nav):\n{done.stdout}\n{done.stderr}"
+    )
+    return out
+
+
+def test_every_setting_has_a_description() -> None:
+    missing = undescribed_keys()
+    assert not missing, (
+        f"settings without a description: {missing}; give each a "
+        "Field(..., description=...) in or1/config/ (it is the docs' configuration reference)"
+    )
+
+
+def test_the_reference_lists_every_setting_with_its_description(site: Path) -> None:
+    page = (site / "reference" / "config" / "index.html").read_text()
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    codes = {html.unescape(c) for c in re.findall(r"<code>([^<]*)</code>", page)}
+    schema = Config.model_json_schema()
+    fields = dict(_schema_fields(schema, schema))
+    assert len(fields) > 100  # the walk found the tree, not just the top level
+    assert {k for k in fields if k not in codes} == set()
+    assert [k for k, d in fields.items() if d and " ".join(d.split()) not in text] == []
+
+
+def test_the_reference_gives_defaults_and_types() -> None:
+    page = reference_markdown()
+    rows = {line.split(" | ")[0].strip("| `"): line for line in page.splitlines()}
+    assert "`0.2`" in rows["algo.clip_high"] and "float" in rows["algo.clip_high"]
+    assert "`required`" in rows["stages.N.steps"] and "&gt;= 2" in rows["stages.N.group_size"]
+    assert "one of: paper, released-code" in rows["algo.variant"]
+    assert type_name(int | None) == "int or null"
+
+
+def test_generated_pages_are_in_the_site(site: Path) -> None:
+    presets = (site / "reference" / "presets" / "index.html").read_text()
+    for name in ("tiny-arith", "skywork-or1-7b"):
+        assert f"<code>{name}</code>" in presets
+
+
+def _github_slug(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading (lowercase, punctuation dropped)."""
+    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _prose(markdown: str) -> str:
+    """Markdown without its fenced code blocks (a ``# comment`` there is no heading)."""
+    lines, fenced = [], False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _anchors(markdown: str) -> set[str]:
+    return {_github_slug(h) for h in re.findall(r"^#{1,6} (.+)$", _prose(markdown), flags=re.M)}
+
+
+def test_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)\s]+)\)", _prose(readme))
+    assert links, "README links to no page"
+    broken = []
+    for link in links:
+        if re.match(r"[a-z]+:", link):
+            continue  # an external URL: not checked offline
+        path, _, anchor = link.partition("#")
+        target = (ROOT / path).resolve() if path else ROOT / "README.md"
+        if not target.is_relative_to(ROOT) or not target.exists():
+            broken.append(f"{link}: no such file in the repository")
+        elif anchor and target.suffix == ".md" and anchor not in _anchors(target.read_text()):
+            broken.append(f"{link}: no heading #{anchor} in {target.relative_to(ROOT)}")
+    assert broken == []
