@@ -10,7 +10,6 @@ Departures from the paper, each a setting whose default is the paper's value:
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import signal
@@ -20,13 +19,7 @@ from typing import Any
 
 import torch
 
-from or1.algo import (
-    AdaptiveEntropyController,
-    FixedEntropyCoef,
-    drop_solved,
-    group_accuracy,
-    zero_truncated_rewards,
-)
+from or1.algo import group_accuracy, zero_truncated_rewards
 from or1.batch import build_batch, mini_batch_rows
 from or1.build import (
     check_lengths,
@@ -35,6 +28,7 @@ from or1.build import (
     load_model,
     load_problems,
     make_engines,
+    make_entropy_controller,
     seed_everything,
 )
 from or1.checkpoint import (
@@ -46,7 +40,7 @@ from or1.checkpoint import (
 from or1.config import Config, StageConfig
 from or1.data.problem import Problem
 from or1.data.sampler import PromptSampler
-from or1.engine.rollout import Rollouts, SamplingParams
+from or1.engine.rollout import SamplingParams
 from or1.errors import DataError
 from or1.evaluate import (
     EvalResult,
@@ -61,7 +55,10 @@ from or1.progress import progress_bar, step_fields
 from or1.resume import open_run, restore
 from or1.rewards import rewards_from_config, score_rollouts
 from or1.rewards.scoring import step_breakdown
+from or1.run_outputs import write_samples, write_summary
 from or1.rundir import config_text, ensure_run_dir
+from or1.stages import is_stage_end, online_filter, stage_of
+from or1.step_metrics import rollout_metrics, update_metrics
 from or1.tracking import device_metrics
 from or1.types import RolloutBatch
 
@@ -71,25 +68,6 @@ log = logging.getLogger("or1.trainer")
 STEP_PARTS = ("rollout_seconds", "reward_seconds", "update_seconds")  # sum: step_seconds
 # Metrics read off the wall clock: they differ between two otherwise identical runs.
 TIMING_METRICS = frozenset({*STEP_PARTS, "step_seconds", "tokens_per_second", "wall_seconds"})
-
-
-def stage_of(stages: list[StageConfig], step: int) -> int:
-    """Index of the stage that global step ``step`` (1-based) belongs to."""
-    end = 0
-    for index, stage in enumerate(stages):
-        end += stage.steps
-        if step <= end:
-            return index
-    return len(stages) - 1
-
-
-def make_entropy_controller(cfg: Config) -> AdaptiveEntropyController | FixedEntropyCoef:
-    e = cfg.algo.entropy
-    if e.mode == "adaptive":
-        return AdaptiveEntropyController(
-            target=e.target, delta=e.delta, coef_min=e.coef_min, coef_max=e.coef_max
-        )
-    return FixedEntropyCoef(e.coef if e.mode == "fixed" else 0.0)
 
 
 def _fault_injection(step: int) -> None:
@@ -208,25 +186,26 @@ class Trainer:
         for g, acc in zip(ids.tolist(), accuracy.tolist(), strict=True):
             self.stage_accuracy[problems[g].uid] = acc
         lengths = torch.tensor([len(r) for r in rollouts.response_ids], dtype=torch.float32)
-        metrics: dict[str, float] = {
-            "reward_mean": float(rewards.mean()),
-            "accuracy": float((rewards > 0.5).float().mean()),
-            "response_length_mean": float(lengths.mean()),
-            "response_length_max": float(lengths.max()),
-            "truncation_ratio": sum(rollouts.truncated) / len(rollouts),
-            # graded correct although cut off (reward 0 unless truncated_reward=graded)
-            "truncated_correct_ratio": float(((graded > 0.5) & truncated).float().mean()),
-            "max_response_length": stage.max_response_length,
-            "active_prompts": len(self.sampler.active),
-            "rollout_seconds": t1 - t0,
-            "reward_seconds": t2 - t1,
-            "tokens_per_second": rollouts.num_tokens / max(t1 - t0, 1e-9),
-        }
+        metrics = rollout_metrics(rewards, graded, truncated, lengths, stage=stage)
+        metrics.update(
+            active_prompts=len(self.sampler.active),
+            rollout_seconds=t1 - t0,
+            reward_seconds=t2 - t1,
+            tokens_per_second=rollouts.num_tokens / max(t1 - t0, 1e-9),
+        )
         # accuracy/<ability>, accuracy/src/<source>, ... and code_reward_hack_attempts
         answered = [problems[g] for g in rollouts.group_ids]
         lists = (rewards.tolist(), lengths.tolist(), rollouts.truncated)
         metrics.update(step_breakdown(answered, verdicts, *lists))
-        self._write_samples(problems, rollouts, texts, rewards.tolist())
+        write_samples(
+            self.run_dir,
+            step=self.step,
+            groups=cfg.train.save_samples,
+            problems=problems,
+            rollouts=rollouts,
+            texts=texts,
+            rewards=rewards.tolist(),
+        )
         batch, info = build_batch(rollouts, rewards, pad_id=self.tokenizer.pad_token_id, cfg=cfg)
         metrics.update(info)
         if batch is None:
@@ -258,12 +237,7 @@ class Trainer:
         loss_fn = magic_loss(cfg.algo, entropy_coef=alpha)
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
         self.sync_weights()
-        # Loss statistics averaged over the N_SGD optimizer steps (clip fraction and KL
-        # are 0 on the first one by construction); entropy_full of the first step is the
-        # rollout policy's.
-        out = {key: sum(s[key] for s in steps) / len(steps) for key in steps[0]}
-        out["entropy_full"] = steps[0].get("entropy_full", float("nan"))
-        out["grad_norm"] = max(s["grad_norm"] for s in steps)
+        out = update_metrics(steps)
         out.update(
             entropy_sampled=sampled_entropy,
             entropy_coef=alpha,
@@ -273,50 +247,13 @@ class Trainer:
         )
         return out
 
-    def _write_samples(
-        self, problems: list[Problem], rollouts: Rollouts, texts: list[str], rewards: list[float]
-    ) -> None:
-        n = self.cfg.train.save_samples
-        if n <= 0:
-            return
-        path = self.run_dir / "samples" / f"step_{self.step}.jsonl"
-        path.parent.mkdir(exist_ok=True)
-        with open(path, "w") as fh:
-            for row, text in enumerate(texts):
-                g = rollouts.group_ids[row]
-                if g >= n:
-                    break
-                fh.write(
-                    json.dumps(
-                        {
-                            "uid": problems[g].uid,
-                            "prompt": problems[g].question,
-                            "response": text,
-                            "ground_truth": problems[g].ground_truth,
-                            "reward": rewards[row],
-                            "truncated": rollouts.truncated[row],
-                        }
-                    )
-                    + "\n"
-                )
-
     # ---- stages, checkpoints, the run ----------------------------------------------
     def enter_stage(self, index: int) -> None:
         """Online filter: drop prompts solved with accuracy 1 in the previous stage."""
         if index == self.stage_index:
             return
         if self.cfg.algo.online_filter:
-            kept = drop_solved(self.sampler.active, self.stage_accuracy, threshold=1.0)
-            if kept:
-                log.info(
-                    "stage %d: online filter keeps %d of %d prompts",
-                    index + 1,
-                    len(kept),
-                    len(self.sampler.active),
-                )
-                self.sampler.set_active(kept)
-            else:
-                log.warning("stage %d: every prompt was solved; keeping them all", index + 1)
+            online_filter(self.sampler, self.stage_accuracy, stage_number=index + 1)
         self.stage_index = index
         self.stage_accuracy = {}
 
@@ -392,7 +329,7 @@ class Trainer:
                 metrics.update(device_metrics())
                 logger.log(self.step, metrics)
                 bar.advance(1, **step_fields(metrics, stages=len(cfg.stages)))
-                stage_end = self.step == sum(s.steps for s in cfg.stages[: index + 1])
+                stage_end = is_stage_end(cfg.stages, self.step, index)
                 if self.step % cfg.train.checkpoint_every == 0 or stage_end or self.step == total:
                     self.save()
                 if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < total:
@@ -406,30 +343,21 @@ class Trainer:
         return self._summary(final)
 
     def _summary(self, final: list[EvalResult]) -> dict[str, Any]:
-        base = {b.get("benchmark"): b for b in self.base_eval}
-        last = {r.benchmark: r.summary() for r in final}
-        summary = {
+        """Write and return summary.json (see ``or1.run_outputs.write_summary``)."""
+        fields = {
             "preset": self.cfg.preset,
             "seed": self.cfg.train.seed,
             "k": self.cfg.eval.samples,
-            # the run's test split
-            "base_avg_at_k": base.get(None, {}).get("avg_at_k"),
-            "final_avg_at_k": last.get(None, {}).get("avg_at_k"),
-            "base_pass_at_k": base.get(None, {}).get("pass_at_k"),
-            "final_pass_at_k": last.get(None, {}).get("pass_at_k"),
-            # eval.benchmarks, by name
-            "benchmarks": {
-                name: {
-                    "base_avg_at_k": base.get(name, {}).get("avg_at_k"),
-                    "final_avg_at_k": last.get(name, {}).get("avg_at_k"),
-                }
-                for name in (s.benchmark for s in self.eval_sets if s.benchmark)
-            },
             "steps": self.step,
             "wall_seconds": self.elapsed,
             "setup_seconds": self.setup_seconds,
             "model": self.model_info,
             "run_dir": str(self.run_dir),
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-        return summary
+        return write_summary(
+            self.run_dir,
+            base_eval=self.base_eval,
+            final=[r.summary() for r in final],
+            benchmarks=[s.benchmark for s in self.eval_sets if s.benchmark],
+            fields=fields,
+        )
