@@ -10,6 +10,7 @@ in time, never overlap).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -83,8 +84,11 @@ class WorkerGroup:
         return results
 
     def kill(self) -> None:
+        """Kill every actor (idempotent: an actor already dead or killed is skipped)."""
         for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+            # ValueError: not an actor handle of this session any more.
+            with contextlib.suppress(ValueError):
+                ray.kill(actor, no_restart=True)
 
 
 def _first_line(err: Exception) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 
 import ray
 import torch
+from ray.util.placement_group import remove_placement_group
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from or1.config import Config, OptimConfig
@@ -122,6 +123,11 @@ class RayPolicy:
         self.model.load_state_dict(state_dict)
         self._current = True
 
+    def close(self) -> None:
+        """Kill the policy ranks (their process group and memory go with them);
+        idempotent. The placement group is released by the rollout engine's close."""
+        self.group.kill()
+
     def optimizer_state(self) -> dict:
         return self.group.call_all("optimizer_state")[0]
 
@@ -141,8 +147,9 @@ class RayPolicy:
 class RayRollout:
     """``RolloutEngine`` over R rollout workers; prompts split by whole groups."""
 
-    def __init__(self, group: WorkerGroup) -> None:
+    def __init__(self, group: WorkerGroup, placement: Placement | None = None) -> None:
         self.group = group
+        self.placement = placement  # released by close() when this engine owns it
 
     def generate(
         self,
@@ -187,7 +194,13 @@ class RayRollout:
         self.group.call("set_rng_state", args + [(({},), {})] * (len(self.group) - len(args)))
 
     def close(self) -> None:
-        """The actors stop with the Ray session (the trainer's process)."""
+        """Kill the rollout actors and release the placement group (its bundles: GPUs,
+        CPUs), so a process that trains, closes and goes on (a study, a sweep, a notebook)
+        gets them back; idempotent."""
+        self.group.kill()
+        if self.placement is not None:
+            remove_placement_group(self.placement.group)
+            self.placement = None
 
 
 def start_policy(
@@ -231,8 +244,10 @@ def start_rollout(
     workers: int,
     threads: int | None = None,
     dtype: torch.dtype | None = None,
+    owns_placement: bool = False,
 ) -> RayRollout:
-    """R rollout workers; worker j shares bundle j mod W with policy rank j mod W."""
+    """R rollout workers; worker j shares bundle j mod W with policy rank j mod W.
+    With ``owns_placement`` the engine's ``close()`` also removes the placement group."""
     if placement.use_gpu and workers > placement.workers:
         raise ConfigError(
             f"distributed.rollout_workers={workers} > distributed.workers="
@@ -256,7 +271,7 @@ def start_rollout(
     ]
     group = WorkerGroup("rollout", actors)
     group.call_all("ready")
-    return RayRollout(group)
+    return RayRollout(group, placement if owns_placement else None)
 
 
 def make_ray_engines(
@@ -298,6 +313,7 @@ def make_ray_engines(
         workers=cfg.distributed.rollout_workers or cfg.distributed.workers,
         threads=threads,
         dtype=compute,
+        owns_placement=True,
     )
 
     def sync_weights() -> None:

@@ -16,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,34 @@ def test_rollout_workers_split_by_group_sync_weights_and_replay(
     finally:
         rollout.group.kill()
         ray.util.remove_placement_group(placement.group)
+
+
+def test_closing_the_rollout_engine_releases_every_actor_and_the_bundles(
+    ray_cluster: None, small_model
+) -> None:
+    """What Trainer.close does for distributed.backend=ray: the rollout engine that owns
+    the placement group kills its workers and removes the group, which takes the policy
+    ranks placed in it; the CPUs are free again for the next trainer in this process."""
+    model = small_model()
+    spec = RolloutSpec(engine="hf", pad_id=0, stop_ids=(2,), max_num_seqs=8, seed=0)
+    free_before = ray.available_resources().get("CPU", 0)
+    placement = Placement.reserve(2, use_gpu=False)
+    policy = start_policy(placement, copy.deepcopy(model), OptimConfig(), micro_batch_size=2)
+    rollout = start_rollout(placement, ray.put(model), spec, workers=2, owns_placement=True)
+    assert ray.available_resources().get("CPU", 0) < free_before
+    actors = policy.group.actors + rollout.group.actors
+    rollout.close()
+    rollout.close()  # idempotent
+    policy.close()
+    for actor in actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.__ray_ready__.remote(), timeout=60)
+    state = ray.util.placement_group_table(placement.group)["state"]
+    assert state == "REMOVED"
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < free_before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == free_before
 
 
 def test_sharded_state_reshards_across_world_sizes(
