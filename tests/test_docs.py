@@ -8,6 +8,8 @@ generator's own walk (or1/config/reference.py), so a field the generator skipped
 from __future__ import annotations
 
 import html
+import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from or1.config import Config
+from or1.config import Config, load_config
 from or1.config.reference import reference_markdown, type_name, undescribed_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,3 +135,35 @@ def test_readme_links_resolve() -> None:
         elif anchor and target.suffix == ".md" and anchor not in _anchors(target.read_text()):
             broken.append(f"{link}: no heading #{anchor} in {target.relative_to(ROOT)}")
     assert broken == []
+
+
+def test_the_recipe_pages_stage_table_is_the_presets() -> None:
+    spec = importlib.util.spec_from_file_location("presets_test", ROOT / "tests/test_presets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.parse_stage_table((ROOT / "docs" / "recipe.md").read_text())
+    assert set(table) == set(module.PRESETS)
+    for model, preset in module.PRESETS.items():
+        stages = load_config(preset).stages
+        shipped = [
+            (s.steps, s.max_response_length, s.batch_size, s.mini_batch_size, s.group_size)
+            for s in stages
+        ]
+        assert table[model] == shipped, preset
+
+
+@pytest.mark.parametrize("stage", [0, 1])
+def test_the_scaling_page_shows_what_or1_plan_prints_for_7b(tmp_path: Path, stage: int) -> None:
+    """The quickstart's `or1 plan` output (16K, 32K) is what the budget computes today."""
+    from or1.plan.budget import make_plan, model_shape, settings_of
+    from or1.plan.report import header, verdict
+
+    spec = importlib.util.spec_from_file_location("plan_models", ROOT / "tests/plan/conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "config.json").write_text(json.dumps(module.Q7B))
+    cfg = load_config("skywork-or1-7b", [f"model.path={tmp_path}"])
+    plan = make_plan(model_shape(tmp_path), settings_of(cfg, stage=stage), gpu_gib=80)
+    page = (ROOT / "docs" / "scaling.md").read_text()
+    for line in [*header(plan).splitlines(), *verdict(plan).splitlines()]:
+        assert line in page, f"docs/scaling.md lacks `or1 plan`'s line: {line}"
