@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from or1.errors import ConfigError
+from or1.study.document import write_findings
 from or1.study.findings import FINDINGS
 from or1.study.report import findings_markdown, plot_finding, write_report
-from or1.study.runner import Study, collect, execute, write_findings
+from or1.study.runner import Study, collect, execute
 from or1.study.variants import StudySettings
 
 
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, help="number of seeds (quick 2, full 3)")
     parser.add_argument("--out", type=Path, default=Path("runs/study-entropy"))
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
-    parser.add_argument("--preset", default="tiny-arith")
+    parser.add_argument(
+        "--preset", help="the task's preset (default: full study-arith, quick tiny-arith)"
+    )
     parser.add_argument(
         "--only",
         help="comma-separated findings to run (default all): " + ",".join(f.key for f in FINDINGS),

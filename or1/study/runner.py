@@ -8,26 +8,15 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from or1.errors import ConfigError
-from or1.study.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
-from or1.study.findings import FINDINGS, Finding, evaluate_findings
+from or1.study.findings import FINDINGS, Finding
 from or1.study.stats import RunData, eval_points, read_problems
-from or1.study.variants import (
-    DONE_FILE,
-    ENTROPY_COLUMN,
-    FIXED_LARGE,
-    FIXED_SMALL,
-    SAME_BAND,
-    TAIL_FRACTION,
-    TARGET,
-    VARIANTS,
-    StudySettings,
-)
+from or1.study.variants import DONE_FILE, VARIANTS, StudySettings
 
 # -- running one variant x seed -----------------------------------------------------------
 
@@ -194,13 +183,14 @@ class Study:
 
     settings: StudySettings
     out: Path
-    preset: str = "tiny-arith"
+    preset: str | None = None  # None: the settings' (full study-arith, quick tiny-arith)
     overrides: tuple[str, ...] = ()  # the user's, applied before the study's own
     findings: tuple[Finding, ...] = FINDINGS
     runs: list[RunSpec] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
+        preset = self.preset = self.preset or s.preset
         keys = list(dict.fromkeys(k for f in self.findings for k, _ in f.variants))
         unknown = [k for k in keys if k not in VARIANTS]
         if unknown:
@@ -220,7 +210,7 @@ class Study:
                         key,
                         seed,
                         str(run_dir),
-                        self.preset,
+                        preset,
                         overrides,
                         tuple(s.segment_ends()),
                         variant.cost,
@@ -250,31 +240,58 @@ class _Progress:
         self.say(f"[{self.done}/{self.total}] {spec.variant} seed {spec.seed}: {how}")
 
 
+def run_order(study: Study) -> list[tuple[int, list[RunSpec]]]:
+    """Seeds in the order given, each with its runs in the order they are trained.
+
+    Within a seed, the runs that more findings compare against come first (on-policy is
+    the reference of five), then the longest: a study stopped early has whole findings
+    for its first seeds rather than a scatter of runs.
+    """
+    uses: dict[str, int] = {}
+    for finding in study.findings:
+        for key, _ in finding.variants:
+            uses[key] = uses.get(key, 0) + 1
+    by_seed: dict[int, list[RunSpec]] = {}
+    for spec in study.runs:
+        by_seed.setdefault(spec.seed, []).append(spec)
+    return [
+        (seed, sorted(specs, key=lambda r: (-uses.get(r.variant, 0), -r.cost)))
+        for seed, specs in by_seed.items()
+    ]
+
+
 def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) -> float:
     """Every run, ``jobs`` processes at a time; returns the wall seconds.
 
-    Each seed's warm-up is built first (one task); that seed's runs (longest first) are
-    queued as soon as it is ready, so a cached seed trains while another warms up.
+    Seed by seed (``run_order``): the first ``jobs`` seeds' warm-ups are built at once;
+    when a seed's warm-up is ready its runs are queued, then the next seed's warm-up
+    behind them, so the seeds finish in order and a cached seed trains at once.
     """
     start = time.perf_counter()
     for spec in study.runs:
         check_run_dir(spec)  # fail before training anything
-    by_seed: dict[int, list[RunSpec]] = {}
-    for spec in sorted(study.runs, key=lambda r: -r.cost):
-        by_seed.setdefault(spec.seed, []).append(spec)
+    order = run_order(study)
+    warmups = study.warmup_specs()
     progress = _Progress(len(study.runs), say)
     if jobs <= 1:
-        for seed, (preset, overrides) in study.warmup_specs().items():
-            progress.warmup(seed, prepare_warmup(preset, overrides))
-            for spec in by_seed[seed]:
+        for seed, specs in order:
+            progress.warmup(seed, prepare_warmup(*warmups[seed]))
+            for spec in specs:
                 progress.run(spec, train_run(spec))
         return time.perf_counter() - start
+    runs_of = dict(order)
+    waiting = [seed for seed, _ in order]  # warm-ups not yet queued, in seed order
     context = get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
-        pending: dict[Future[Any], tuple[int, RunSpec | None]] = {
-            pool.submit(prepare_warmup, preset, overrides): (seed, None)
-            for seed, (preset, overrides) in study.warmup_specs().items()
-        }
+        pending: dict[Future[Any], tuple[int, RunSpec | None]] = {}
+
+        def queue_warmup() -> None:
+            if waiting:
+                seed = waiting.pop(0)
+                pending[pool.submit(prepare_warmup, *warmups[seed])] = (seed, None)
+
+        for _ in range(min(jobs, len(waiting))):
+            queue_warmup()
         try:
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -284,7 +301,8 @@ def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) 
                         progress.run(spec, future.result())
                         continue
                     progress.warmup(seed, future.result())
-                    pending.update({pool.submit(train_run, r): (seed, r) for r in by_seed[seed]})
+                    pending.update({pool.submit(train_run, r): (seed, r) for r in runs_of[seed]})
+                    queue_warmup()
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -313,77 +331,3 @@ def collect(study: Study) -> dict[str, dict[int, RunData]]:
             seconds=record.get("seconds"),
         )
     return runs
-
-
-def resolved_settings(study: Study) -> dict[str, Any]:
-    """The base config values a reader needs to interpret the numbers."""
-    from or1.config import load_config
-
-    cfg = load_config(study.preset, list(study.runs[0].overrides))
-    return {
-        "optim.lr": cfg.optim.lr,
-        "stage": cfg.stages[0].model_dump(),
-        "eval": {"samples": cfg.eval.samples, "max_problems": cfg.eval.max_problems},
-        "warmup": cfg.warmup.model_dump(),
-        "model.tiny": cfg.model.tiny.model_dump(),
-    }
-
-
-def write_findings(
-    study: Study, runs: dict[str, dict[int, RunData]], *, wall_seconds: float
-) -> dict[str, Any]:
-    """Build and write ``findings.json``; returns the document."""
-    doc = {
-        "study": "entropy",
-        "mode": study.settings.mode,
-        "preset": study.preset,
-        "settings": {**asdict(study.settings), "user_overrides": list(study.overrides)},
-        "resolved": resolved_settings(study),
-        "statistics": {
-            "entropy_column": ENTROPY_COLUMN,
-            "window_fraction": TAIL_FRACTION,
-            "final_entropy": f"mean entropy over the last {TAIL_FRACTION:.0%} of steps",
-            "initial_entropy": f"mean entropy over the first {TAIL_FRACTION:.0%} of steps",
-            "entropy_auc": "mean entropy over all steps (area under the curve per step)",
-            "peak_entropy": "max of the moving average of entropy (window: the tail's)",
-            "final_accuracy": "held-out avg@k at the last step",
-            "accuracy_gain": "final_accuracy - base_accuracy (held-out avg@k at step 0)",
-            "final_truncation": "mean truncation ratio of the rollouts over the tail",
-            "mean_entropy_coef": "mean entropy coefficient alpha_k over the steps",
-        },
-        "tests": {
-            "heldout": "per held-out problem: final avg@k of the variant minus the "
-            "reference's (same seed: same base, same problems), pooled over seeds",
-            "entropy / truncation": "per step of the final (or initial) window, paired by "
-            "step (same seed: same prompts); 'change': a run's final window against its "
-            "own initial window",
-            "bootstrap": "seeds drawn with replacement (when several), then the units "
-            "(problems or steps) of each drawn seed with replacement; percentile interval",
-            "resamples": BOOTSTRAP_RESAMPLES,
-            "rng": "numpy default_rng([seed, crc32(test name)])",
-            "seed": BOOTSTRAP_SEED,
-            "confidence": CONFIDENCE,
-            "verdict": "reproduced: the interval excludes no effect (diff 0, ratio 1) in "
-            "the paper's direction, or lies inside the band of a no-change claim; "
-            "opposite: it excludes it the other way; else inconclusive",
-        },
-        "constants": {
-            "target": TARGET,
-            "fixed_small": FIXED_SMALL,
-            "fixed_large": FIXED_LARGE,
-            "same_band": list(SAME_BAND),
-        },
-        "findings": evaluate_findings(study.findings, runs),
-        "runs": {
-            f"{spec.variant}-s{spec.seed}": {"dir": spec.run_dir, "overrides": list(spec.overrides)}
-            for spec in study.runs
-        },
-        "wall_seconds": wall_seconds,
-    }
-    for key in doc["findings"]:
-        doc["findings"][key]["plot"] = f"plots/{key}.png"
-    path = study.out / "findings.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(path)
-    return doc

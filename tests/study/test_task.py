@@ -1,0 +1,99 @@
+"""The study's task (preset study-arith) and settings: what docs/study.md states of them
+holds for the generated problems, and the full / quick studies train what they say."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from or1.build.models import build_tiny_tokenizer
+from or1.config import load_config
+from or1.data.tasks.arith import generate_splits, teacher_solution, tokenizer_corpus
+from or1.study import Study, StudySettings
+from or1.study.curve import heldout_table, main, plot_learning_curve
+
+
+def _solution_lengths(preset: str) -> list[int]:
+    """Tokens (with the end-of-turn token) of the teacher's correct solutions, train split."""
+    cfg = load_config(preset)
+    tokenizer = build_tiny_tokenizer(tokenizer_corpus(cfg.data.arith))
+    train, _ = generate_splits(cfg.data.arith, seed=0)
+    rng = random.Random(0)
+    return [len(tokenizer(teacher_solution(p, rng, 0.0))["input_ids"]) + 1 for p in train]
+
+
+def test_study_task_is_harder_and_fits_the_full_study_lengths() -> None:
+    study, easy = load_config("study-arith"), load_config("tiny-arith")
+    assert study.data.arith.max_operand > easy.data.arith.max_operand  # two-digit operands
+    # Everything but the task's difficulty and the stage is tiny-arith's.
+    for section in ("model", "warmup", "optim", "algo"):
+        assert getattr(study, section) == getattr(easy, section), section
+    lengths = _solution_lengths("study-arith")
+    full = StudySettings()
+    assert max(lengths) <= full.max_response_length  # the study length cuts no solution
+    # The truncation stage cuts a share of the solutions (the 3-term ones), not all.
+    cut = sum(n > full.truncation_length for n in lengths) / len(lengths)
+    assert 0.2 < cut < 0.7, cut
+    assert max(_solution_lengths("tiny-arith")) <= StudySettings.quick().max_response_length
+
+
+def test_full_study_trains_study_arith_and_quick_tiny_arith() -> None:
+    full = Study(StudySettings(), Path("unused"))
+    quick = Study(StudySettings.quick(), Path("unused"))
+    assert {r.preset for r in full.runs} == {"study-arith"}
+    assert {r.preset for r in quick.runs} == {"tiny-arith"}
+    chosen = Study(StudySettings(), Path("unused"), preset="tiny-arith")  # --preset wins
+    assert {r.preset for r in chosen.runs} == {"tiny-arith"}
+    s = full.settings
+    cfgs = {r.variant: load_config(r.preset, list(r.overrides)) for r in full.runs if r.seed == 0}
+    on, trunc = cfgs["on-policy"], cfgs["trunc-mask"]
+    assert on.data.arith.max_operand == 99 and len(on.stages) == 1
+    assert on.stages[0].steps == s.steps and on.stages[0].batch_size == s.batch_size
+    assert on.stages[0].max_response_length == on.eval.max_tokens == s.max_response_length
+    assert trunc.stages[0].max_response_length == s.truncation_length
+    assert trunc.eval.max_tokens == s.max_response_length  # held-out evals at full length
+    assert full.runs[0].segment_ends[-1] == s.steps and len(full.runs) == 14 * len(s.seeds)
+
+
+def _fake_run(run_dir: Path, heldout: dict[int, float], steps: int) -> Path:
+    run_dir.mkdir(parents=True)
+    rows = [
+        {"step": i, "accuracy": i / steps, "entropy_full": 0.1 - i / 1000}
+        for i in range(1, steps + 1)
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    evals = [{"step": s, "avg_at_k": v} for s, v in heldout.items()]
+    evals.append({"step": steps, "avg_at_k": 0.9, "benchmark": "aime24"})  # not the test split
+    (run_dir / "eval.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    return run_dir
+
+
+def test_learning_curve_plot_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _fake_run(tmp_path / "a", {0: 0.2, 10: 0.3, 20: 0.35}, 20)
+    b = _fake_run(tmp_path / "b", {0: 0.25, 20: 0.4}, 20)
+    assert heldout_table([a, b]) == [(0, [0.2, 0.25]), (10, [0.3, None]), (20, [0.35, 0.4])]
+    png = plot_learning_curve([a, b], tmp_path / "curve.png", "t")
+    assert png.stat().st_size > 1000
+    assert main([str(a), str(b), "--out", str(tmp_path / "c.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| 10 | 0.300 | - |" in out and "| 20 | 0.350 | 0.400 |" in out
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png")])
+
+
+def test_runs_are_ordered_seed_by_seed_references_first() -> None:
+    from or1.study.runner import run_order
+
+    study = Study(StudySettings(seeds=(2, 0)), Path("unused"))
+    order = run_order(study)
+    assert [seed for seed, _ in order] == [2, 0]  # the seeds as given
+    for seed, specs in order:
+        keys = [r.variant for r in specs]
+        assert {r.seed for r in specs} == {seed} and len(keys) == 14 == len(set(keys))
+        assert keys[0] == "on-policy"  # the reference of five findings
+        assert keys[1] == "off-mini"  # of two: off-policy and clip-higher
+        rest = [r.cost for r in specs[2:]]
+        assert rest == sorted(rest, reverse=True)  # then the longest first
