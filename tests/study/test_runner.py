@@ -115,6 +115,7 @@ MICRO = Finding(
 @pytest.mark.slow
 def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
     settings = StudySettings(
+        preset="tiny-arith",  # small_args are overrides of tiny-arith's two stages
         steps=4,
         batch_size=4,
         group_size=4,
