@@ -8,18 +8,20 @@ itself in fresh mount/pid/net/ipc/uts namespaces and pivots into it), or on the 
 (isolation "none": the weak mode). It imports the modules programs commonly need once,
 then for every program forks:
 
-- B (root), into a fresh pid namespace (it is pid 1 there): it enters fresh mount,
+- a child (root) into a fresh pid namespace, where it is pid 1: it enters fresh mount,
   network, ipc and uts namespaces, mounts a fresh tmpfs working directory and /tmp and
-  a /proc that shows only its own namespace, drops the capability
-  bounding set, and forks
-- P (the program): switches to the run's throwaway uid/gid (which clears every
+  a /proc that shows only its own namespace, drops the capability bounding set, then
+  becomes the program: switches to the run's throwaway uid/gid (which clears every
   capability), sets no_new_privs, the parent-death signal and hard rlimits, scrubs the
   environment, loads the seccomp filter (no exec, ptrace, pidfd, mount, namespaces,
   keyrings, bpf, ...), closes every other descriptor and only then runs the program
-  in-process. B reaps until P ends and hands P's exit status to the init on a pipe.
+  in-process. The init reaps it and reports its exit status.
 
-When B exits or is killed, the kernel kills everything else in its pid namespace, so a
-program leaves nothing behind; B and P die with the init (parent-death signals). Since
+When the program (pid 1 of its namespace) exits or is killed, the kernel kills
+everything else in that namespace, so a program leaves nothing behind; it dies with the
+init (parent-death signal). As pid 1 it ignores signals sent from inside its namespace
+that it has no handler for (a program cannot kill itself with, say, SIGTERM; it can
+exit), and the CPU limit kills it with SIGKILL (soft limit = hard limit). Since
 the program runs in a fork of this process, its imports are already done: that is what
 makes a run cost milliseconds, not an interpreter start. Nothing of other programs is in
 this process's memory: jobs arrive as file descriptors that only the forked child reads.
@@ -72,7 +74,7 @@ SETUP_FAILED = 125  # exit status of a child whose sandbox could not be set up
 # they are killed, so that their own exit status (e.g. a candidate's os._exit(0)) is seen.
 GRACE_S = 0.1
 WORK = "/sandbox"
-_STATE = {"ctl": None, "wake": None, "filter": None, "cfg": None, "status": {}}
+_STATE = {"ctl": None, "wake": None, "filter": None, "cfg": None}
 
 
 # --------------------------------------------------------------------------- a program
@@ -109,18 +111,19 @@ def _report(fd, err):
 
 
 def _check_parent(life):
-    """Die with the init; `life` reads EOF once the init is gone (B cannot use getppid():
-    as pid 1 of its namespace it reads 0)."""
+    """Die with the init; `life` reads EOF once the init is gone (a program cannot use
+    getppid(): as pid 1 of its namespace it reads 0)."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if select.select([life], [], [], 0)[0]:
         os._exit(SETUP_FAILED)  # the init is gone: nobody would stop this program
 
 
-def _init(proc, fds, link, status_w):
-    """B (root; pid 1 of its fresh pid namespace): the other fresh namespaces and mounts,
-    then fork the program P and reap until P ends; P's wait status goes to `status_w`.
-    When B exits, the kernel kills whatever else P left running. (P is not pid 1 itself:
-    pid 1 ignores the signals it has no handler for, SIGXCPU too.)"""
+def _init(proc, fds, link):
+    """The child forked for a proc (root; pid 1 of its fresh pid namespace): the other
+    fresh namespaces and mounts, then it becomes the program itself (`_program`). When it
+    ends or is killed, the kernel kills whatever else it started in that namespace.
+    (As pid 1 it ignores signals sent from inside its namespace for which it has no
+    handler; the CPU limit is a SIGKILL: soft = hard, see _set_limits.)"""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.close(_STATE["life_w"])  # only the init holds it: EOF means the init is gone
@@ -133,36 +136,18 @@ def _init(proc, fds, link, status_w):
         for cap in range(LAST_CAP + 1):
             if libc().prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
                 break
-    pid = os.fork()
-    if pid == 0:
-        os.close(status_w)
-        try:
-            _program(proc, job, fds, link)
-        except BaseException as err:
-            _report(fds[2], err)
-        os._exit(SETUP_FAILED)
-    for fd in fds[1:]:
-        os.close(fd)  # B must not hold the program's pipes open
-    if link is not None:
-        link.close()
-    while True:
-        got, status = os.waitpid(-1, 0)  # as pid 1 B also reaps orphans
-        if got == pid:
-            break
-    os.write(status_w, status.to_bytes(4, "little"))
-    os._exit(0)
+    _program(proc, job, fds, link)
 
 
 def _program(proc, job, fds, link):
-    """P: drop everything, then run the program (never returns)."""
+    """Become the program: drop everything, then run it (never returns)."""
     cfg, limits = _STATE["cfg"], proc["limits"]
-    parent = os.getppid()
     os.setsid()
     workdir = WORK if cfg["isolation"] != "none" else job["workdir"]
     _stdio(job, fds)
+    _drop_privileges(proc["uid"])  # (before descriptor 3 is taken: `life` may be it)
     if link is not None:
         os.dup2(link.fileno(), 3, inheritable=False)
-    _drop_privileges(proc["uid"], parent)
     os.chdir(workdir)  # after the uid change: the directory is the program's, mode 0700
     for obj in (_STATE["ctl"], link):
         if obj is not None:
@@ -199,16 +184,14 @@ def _stdio(job, fds):
         os.close(src)
 
 
-def _drop_privileges(uid, parent):
+def _drop_privileges(uid):
     if uid is not None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
-    # Set after the uid change (changing credentials clears it); then make sure the
-    # parent did not die before it was set.
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(SETUP_FAILED)
+    # Set again after the uid change (changing credentials clears it), and make sure
+    # the init did not die before it was set.
+    _check_parent(_STATE["life"])
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     prctl(PR_SET_DUMPABLE, 0)
 
@@ -220,8 +203,8 @@ def _set_limits(limits):
         resource.setrlimit(which, (value, value))
 
     hard(resource.RLIMIT_CORE, 0)
-    # Soft limit -> SIGXCPU (kills: default action), hard limit one second later -> SIGKILL.
-    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu"], limits["cpu"] + 1))
+    # SIGKILL at the limit (soft = hard): pid 1 of a namespace ignores the soft SIGXCPU.
+    hard(resource.RLIMIT_CPU, limits["cpu"])
     hard(resource.RLIMIT_AS, limits["as"])
     hard(resource.RLIMIT_FSIZE, limits["fsize"])
     hard(resource.RLIMIT_NPROC, limits["nproc"])
@@ -256,18 +239,16 @@ def _fresh_interpreter_state(workdir):
 
 
 def _start(msg, fds):
-    """Fork one B per proc of a run, each into a fresh pid namespace; returns their pids
-    (and keeps, per pid, the pipe its program's exit status comes on)."""
+    """Fork one child per proc of a run, each into a fresh pid namespace; returns their
+    pids."""
     procs = msg["procs"]
     links = socket.socketpair() if len(procs) == 2 else None
     pids = []
     for k, proc in enumerate(procs):
         mine = fds[3 * k : 3 * k + 3]
-        status_r, status_w = os.pipe()
         pid = _fork_into_new_pid_namespace()
         if pid == 0:
             try:
-                os.close(status_r)
                 for fd in fds:
                     if fd not in mine:
                         os.close(fd)
@@ -275,13 +256,11 @@ def _start(msg, fds):
                 if links is not None:
                     link = links[k]
                     links[1 - k].close()
-                _init(proc, mine, link, status_w)
+                _init(proc, mine, link)
             except BaseException as err:
                 _report(mine[2], err)
             finally:
                 os._exit(SETUP_FAILED)
-        os.close(status_w)
-        _STATE["status"][pid] = status_r
         pids.append(pid)
     for fd in fds:
         os.close(fd)
@@ -305,18 +284,6 @@ def _fork_into_new_pid_namespace():
     finally:
         if os.getpid() != 1:  # (the parent) later forks go back to its own namespace
             check(libc().setns(_STATE["own_pid_ns"], CLONE_NEWPID), "setns")
-
-
-def _program_status(pid, status):
-    """The program's wait status as B reported it, else B's own (setup failure, killed)."""
-    fd = _STATE["status"].pop(pid, None)
-    if fd is None:
-        return status
-    try:
-        data = os.read(fd, 8)
-    finally:
-        os.close(fd)
-    return int.from_bytes(data, "little") if len(data) == 4 else status
 
 
 def _status(status):
@@ -370,7 +337,6 @@ def _reap(ctl, runs):
             break
         if pid == 0:
             break
-        status = _program_status(pid, status)
         for pids, done, ended in runs.values():
             if pid in pids:
                 done[pid] = _status(status)
@@ -390,7 +356,7 @@ def main():
     _STATE["cfg"] = cfg
     ctl = socket.socket(fileno=cfg["ctl_fd"])
     _STATE["ctl"] = ctl
-    # Every B checks `life` (EOF once this process is gone); the write end is never used.
+    # Every program checks `life` (EOF once this process is gone); the write end is never used.
     _STATE["life"], _STATE["life_w"] = os.pipe()
     try:
         if cfg["isolation"] == "unshare":

@@ -51,8 +51,8 @@ def test_sees_only_its_own_processes(request, backend):
         "print(sorted(pids), os.getpid(), any(b'pytest' in c for c in cmds))"
     )
     res = run_python(program, backend=backend, guard=False, limits=FAST)
-    # pid 1 is the program's own init (the sandbox's reaper), pid 2 the program
-    assert res.stdout == b"['1', '2'] 2 False\n", res.stderr
+    # the program is pid 1 of its own pid namespace, alone in it
+    assert res.stdout == b"['1'] 1 False\n", res.stderr
 
 
 def test_the_view_holds_nothing_of_the_host(request, backend, tmp_path):
