@@ -160,7 +160,13 @@ def rate_in_subprocess(tree: str, n: int, tag: str) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=tree)
     cmd = [sys.executable, __file__, "--rate-only", str(n), tag]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    # A neutral working directory: the pool's workers (`python -m`) put theirs first on
+    # sys.path, so from the checkout they would import its or1 instead of `tree`'s.
+    with tempfile.TemporaryDirectory(prefix="or1-bench-cwd-") as cwd:
+        done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the benchmark of {tree} failed:\n{done.stderr[-3000:]}")
+    out = done.stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return dict(json.loads(out.strip().splitlines()[-1]), cpu_ms=1000 * cpu / n)

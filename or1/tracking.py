@@ -81,6 +81,7 @@ TRACKER_NAMES: dict[str, str] = {
     "accuracy": "reward/accuracy",
     "kept_group_fraction": "reward/kept_group_fraction",
     "code_reward_hack_attempts": "reward/code_hack_attempts",
+    "reward_reasons": "reward/reasons",  # reward_reasons/<reason>: reward/reasons/<reason>
     # timing/: seconds
     "rollout_seconds": "timing/rollout",
     "reward_seconds": "timing/reward",

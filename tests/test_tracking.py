@@ -141,6 +141,7 @@ def test_tracker_names_table() -> None:
         tracker_name("response_length_mean/src/gsm8k") == "rollout/response_length_mean/src/gsm8k"
     )
     assert tracker_name("code_reward_hack_attempts") == "reward/code_hack_attempts"
+    assert tracker_name("reward_reasons/test_failed") == "reward/reasons/test_failed"
     names = list(TRACKER_NAMES.values())
     assert len(set(names)) == len(names)  # no two metrics on one curve
     prefixes = {name.split("/")[0] for name in names}

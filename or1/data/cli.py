@@ -82,6 +82,12 @@ def add_data_commands(subparsers: Any) -> None:
         help="graded lines (.jsonl); overrides may follow",
     )
     score.add_argument("--preset", default="tiny-arith", help="preset name or YAML file")
+    score.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="reward processes (0: score in this process; N: a pool of N, e.g. one per core)",
+    )
 
 
 class _OutThenOverrides(argparse.Action):
@@ -247,7 +253,9 @@ def cmd_score(args: argparse.Namespace) -> int:
             hint="or1 data score data.parquet responses.jsonl --out graded.jsonl [key=value ...]",
         )
     cfg = load_config(args.preset, [p for p in args.paths if "=" in p])
-    summary = score_responses(cfg, Path(files[0]), Path(files[1]), args.out)
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}.")
+    summary = score_responses(cfg, Path(files[0]), Path(files[1]), args.out, workers=args.workers)
     reasons = summary.pop("reasons")
     print("reasons: " + (", ".join(f"{r} {n}" for r, n in reasons.items()) or "-"))
     print(f"graded lines: {args.out}")

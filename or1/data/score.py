@@ -98,8 +98,13 @@ def _response_line(
     return obj, data.problems[row]
 
 
-def score_responses(cfg: Config, data_path: Path, responses: Path, out: Path) -> dict[str, Any]:
+def score_responses(
+    cfg: Config, data_path: Path, responses: Path, out: Path, *, workers: int = 0
+) -> dict[str, Any]:
     """Grade RESPONSES against DATA, write OUT; returns the summary (and reason counts).
+
+    ``workers``: 0 scores in this process, N >= 1 in the reward pool of N processes (the
+    same verdicts, reasons and hack flags included; hard per-item deadlines).
 
     Raises:
         DataError: bad DATA, RESPONSES lines (see ``read_responses``).
@@ -110,7 +115,8 @@ def score_responses(cfg: Config, data_path: Path, responses: Path, out: Path) ->
     rewards = rewards_from_config(cfg.rewards)
     data = index_problems(data_path, {*REWARDS, *cfg.rewards.by_ability})
     lines = read_responses(responses, data)
-    verdicts = score_problems([(p, obj["response"]) for obj, p in lines], rewards=rewards)
+    pairs = [(p, obj["response"]) for obj, p in lines]
+    verdicts = score_problems(pairs, rewards=rewards, workers=workers)
     rows = []
     for (obj, _), verdict in zip(lines, verdicts, strict=True):
         extra = {"hack": True} if verdict.hack else {}

@@ -14,7 +14,6 @@ ability (default: the registry; a run's comes from its ``rewards`` config).
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,7 @@ from or1.data.problem import Problem
 from or1.errors import RewardError
 from or1.rewards import pool
 from or1.rewards.registry import REWARDS, RewardFn, reward_timeout
-from or1.rewards.verdict import Verdict
+from or1.rewards.verdict import Verdict, as_verdict
 
 logger = logging.getLogger("or1.rewards")
 
@@ -57,15 +56,6 @@ class RewardSet:
 
     def timeout(self, ability: str) -> float:
         return self.timeouts.get(ability, reward_timeout(ability))
-
-
-def as_verdict(value: object) -> Verdict:
-    """A reward function's result as a Verdict (a number is a reward without a reason)."""
-    if isinstance(value, Verdict):
-        return value
-    if isinstance(value, bool | int | float) or hasattr(value, "__float__"):
-        return Verdict(float(value))  # type: ignore[arg-type]
-    raise TypeError(f"a reward must return a float or a Verdict, got {type(value).__name__}")
 
 
 def score_rollouts(
@@ -121,17 +111,9 @@ def score_problems(
     if workers == 0 and threading.current_thread() is threading.main_thread():
         verdicts = [_score_here(rewards, p, r) for p, r in unique]
     else:
-        # The pool returns one float per job: verdicts from it carry no reason.
-        jobs = [
-            (
-                functools.partial(_reward_only, rewards.get(p.ability)),
-                p,
-                r,
-                rewards.timeout(p.ability),
-            )
-            for p, r in unique
-        ]
-        verdicts = [Verdict(x) for x in pool.score_in_pool(jobs, workers=workers or None)]  # type: ignore[arg-type]
+        # Whole Verdicts come back (reason, hack flag), as in this process.
+        jobs = [(rewards.get(p.ability), p, r, rewards.timeout(p.ability)) for p, r in unique]
+        verdicts = pool.score_in_pool(jobs, workers=workers or None)  # type: ignore[arg-type]
     return [verdicts[k] for k in slots]
 
 
@@ -158,11 +140,6 @@ def _check(item: object) -> Item:
             hint="code ground truth is the JSON string of the tests.",
         )
     return item  # type: ignore[return-value]
-
-
-def _reward_only(fn: RewardFn, problem: Problem, response: str) -> float:
-    """What a pool worker runs: the reward of a verdict (module level: picklable)."""
-    return as_verdict(fn(problem, response)).reward
 
 
 def _score_here(rewards: RewardSet, problem: Problem, response: str) -> Verdict:

@@ -256,7 +256,7 @@ def _score_off_main_thread(response: str, ground_truth: str, golds: list[str]) -
 
     try:
         job = (math_reward, response, ground_truth, POOL_TIMEOUT_S)
-        return pool.score_in_pool([job], workers=None)[0]
+        return pool.score_in_pool([job], workers=None)[0].reward
     except (OSError, RuntimeError) as err:
         global _warned_no_timeout
         if not _warned_no_timeout:

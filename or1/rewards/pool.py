@@ -17,8 +17,13 @@ worker past the item's deadline is SIGKILLed, scored 0.0 and replaced.
 - `map` is thread-safe (calls are serialised).
 - Reward functions travel by pickle (module-level functions and functools.partial of
   them); a function that cannot be pickled is run in the calling process instead.
+- Every job's result is a `Verdict` (verdict.py): the reward function's own (reason,
+  hack flag) when it returns one, else its number as a Verdict without a reason. A job
+  past its deadline is Verdict(0.0, "timeout"); a worker that died on a job
+  Verdict(0.0, "reward error: worker died").
 - A `RewardError` raised by a reward (the caller's fault) is re-raised in the caller;
-  any other exception scores 0.0 and is logged with its traceback in the worker.
+  any other exception scores Verdict(0.0, "reward error: <name>") and is logged with its
+  traceback in the worker.
 """
 
 from __future__ import annotations
@@ -38,13 +43,18 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from or1.errors import RewardError
+from or1.rewards.verdict import Verdict, as_verdict
 
 logger = logging.getLogger("or1.rewards")
 
-RewardFn = Callable[[str, str], float]
-Job = tuple[RewardFn, str, str, float]  # (reward fn, response, ground truth, hard timeout s)
+RewardFn = Callable[[Any, Any], "float | Verdict"]
+# (fn, x, y, hard timeout s): the job is fn(x, y), e.g. (reward, problem, response)
+Job = tuple[RewardFn, Any, Any, float]
+TIMEOUT = Verdict(0.0, "timeout")
+DIED = Verdict(0.0, "reward error: worker died")
 _SHUTDOWN_S = 2.0
 
 
@@ -58,7 +68,7 @@ class _Worker:
 
 
 class RewardPool:
-    """`workers` spawned processes that score (fn, response, ground_truth) jobs."""
+    """`workers` spawned processes that score `Job`s."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
@@ -72,14 +82,14 @@ class RewardPool:
         """Number of worker processes."""
         return len(self._workers)
 
-    def map(self, jobs: Sequence[Job]) -> list[float]:
-        """Score every job; results in order. A job past its timeout scores 0.0."""
-        results = [0.0] * len(jobs)
+    def map(self, jobs: Sequence[Job]) -> list[Verdict]:
+        """Score every job; Verdicts in order. A job past its timeout is `TIMEOUT`."""
+        results = [TIMEOUT] * len(jobs)
         picklable = {id(fn): _picklable(fn) for fn, *_ in jobs}
         local = [i for i, job in enumerate(jobs) if not picklable[id(job[0])]]
         for i in local:
             fn, response, gold, _ = jobs[i]
-            results[i] = float(fn(response, gold))
+            results[i] = as_verdict(fn(response, gold))
         skip = set(local)
         pending = deque(i for i in range(len(jobs)) if i not in skip)
         errors: list[RewardError] = []
@@ -163,7 +173,7 @@ class RewardPool:
                 continue
             w.job, w.deadline = i, time.monotonic() + timeout_s
 
-    def _collect(self, results: list[float], errors: list[RewardError]) -> None:
+    def _collect(self, results: list[Verdict], errors: list[RewardError]) -> None:
         """Wait for a result, a worker becoming ready, or the next deadline."""
         watched = [w for w in self._workers if w.job is not None or not w.ready]
         if not watched:
@@ -178,10 +188,10 @@ class RewardPool:
                 logger.warning(
                     "reward pool: job %d exceeded its deadline; worker killed, reward 0", w.job
                 )
-                results[w.job] = 0.0  # type: ignore[index]
+                results[w.job] = TIMEOUT  # type: ignore[index]
                 self._replace(w)
 
-    def _receive(self, w: _Worker, results: list[float], errors: list[RewardError]) -> None:
+    def _receive(self, w: _Worker, results: list[Verdict], errors: list[RewardError]) -> None:
         try:
             i, status, value = w.conn.recv()
         except (EOFError, OSError):
@@ -191,7 +201,7 @@ class RewardPool:
                     "reward pool: a worker process failed to start (see its traceback above)"
                 ) from None
             logger.warning("reward pool: worker died on job %d; reward 0", w.job)
-            results[w.job] = 0.0  # type: ignore[index]
+            results[w.job] = DIED  # type: ignore[index]
             self._replace(w)
             return
         if status == "ready":
@@ -226,12 +236,12 @@ def worker_main(conn: Connection) -> None:
             conn.send((i, "error", RewardError(f"reward pool: cannot load the job: {err!r}")))
             continue
         try:
-            reply = (i, "ok", float(fn(response, gold)))
+            reply = (i, "ok", as_verdict(fn(response, gold)))
         except RewardError as err:
             reply = (i, "error", err)
-        except Exception:
+        except Exception as err:
             logger.exception("reward pool: reward function raised; reward 0")
-            reply = (i, "ok", 0.0)
+            reply = (i, "ok", Verdict(0.0, f"reward error: {type(err).__name__}"))
         conn.send(reply)
 
 
@@ -267,7 +277,7 @@ def get_pool(workers: int | None = None) -> RewardPool:
         return _POOL
 
 
-def score_in_pool(jobs: Sequence[Job], *, workers: int | None) -> list[float]:
+def score_in_pool(jobs: Sequence[Job], *, workers: int | None) -> list[Verdict]:
     """Score jobs in the shared pool (see `get_pool`)."""
     return get_pool(workers).map(jobs)
 

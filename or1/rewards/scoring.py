@@ -6,6 +6,11 @@ ability (``accuracy/math``, ``accuracy/code``) and ``m/src/<data_source>`` over 
 responses to problems of that source (``accuracy/src/aime24``). A source name keeps
 letters, digits, ``.``, ``_`` and ``-``; any other run of characters becomes ``_``
 (``openai/gsm8k`` -> ``openai_gsm8k``), so a key has exactly one or two ``/``.
+
+``reward_reasons/<reason>``: how many responses of a step got a verdict with that reason
+(``reward_reasons/test_failed``, ``reward_reasons/no_code_block``, ``reward_reasons/
+hack_attempt_exit_before_tests_finished``; the reason made a key like a source name);
+passes have no reason and are not counted, a reason absent from a step is not logged.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +31,7 @@ from or1.rewards.registry import REWARDS, code_problem_reward, load_reward, rewa
 from or1.rewards.verdict import Verdict
 
 HACK_METRIC = "code_reward_hack_attempts"
+REASON_METRIC = "reward_reasons"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -119,7 +126,8 @@ def step_breakdown(
 
     Returns:
         ``reward_mean``, ``accuracy`` (reward > 0.5), ``response_length_mean`` and
-        ``truncation_ratio`` per group, plus ``code_reward_hack_attempts``.
+        ``truncation_ratio`` per group, ``code_reward_hack_attempts``, and the count of
+        each reason (``reward_reasons/<reason>``, see the module docstring).
     """
     metrics = grouped_means(
         problems,
@@ -131,4 +139,16 @@ def step_breakdown(
         },
     )
     metrics[HACK_METRIC] = float(sum(v.hack for v in verdicts))
+    metrics.update(reason_counts(verdicts))
     return metrics
+
+
+def reason_counts(verdicts: Sequence[Verdict]) -> dict[str, float]:
+    """``reward_reasons/<reason>`` -> how many verdicts have that reason (passes: none).
+
+    Example:
+        >>> reason_counts([Verdict(0.0, "test failed"), Verdict(1.0), Verdict(0.0, "test failed")])
+        {'reward_reasons/test_failed': 2.0}
+    """
+    counts = Counter(source_key(v.reason) for v in verdicts if v.reason)
+    return {f"{REASON_METRIC}/{key}": float(n) for key, n in sorted(counts.items())}

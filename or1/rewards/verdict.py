@@ -19,6 +19,10 @@ Reasons (``Verdict.reason``; "" for a pass):
   harness's channel.
 A "hack attempt: ..." reason comes with ``hack=True``: the harness saw an attempt to pass
 without the tests passing (the reward is 0 for that test).
+
+Any reward, scored through the process pool (pool.py): "timeout" also when the pool's hard
+deadline killed the worker, "reward error: <exception>" when the reward function raised
+or its worker died.
 """
 
 from __future__ import annotations
@@ -33,3 +37,16 @@ class Verdict:
     reward: float
     reason: str = ""
     hack: bool = False  # the harness saw an attempt to pass without the tests passing
+
+
+def as_verdict(value: object) -> Verdict:
+    """A reward function's result as a Verdict (a number is a reward without a reason).
+
+    Raises:
+        TypeError: neither a Verdict nor a number.
+    """
+    if isinstance(value, Verdict):
+        return value
+    if isinstance(value, bool | int | float) or hasattr(value, "__float__"):
+        return Verdict(float(value))  # type: ignore[arg-type]
+    raise TypeError(f"a reward must return a float or a Verdict, got {type(value).__name__}")

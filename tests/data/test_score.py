@@ -54,6 +54,33 @@ def test_scores_every_line_with_reward_and_reason(data: Path, tmp_path: Path, ca
     assert stdout.splitlines()[0].startswith("reasons: passed ")
 
 
+def test_the_pool_gives_the_same_reasons_and_hack_flags(data: Path, tmp_path: Path, capsys) -> None:
+    """--workers 2 scores in the reward pool: every line's reward, reason and hack flag as
+    in this process (the pool used to send back the reward only)."""
+    from or1.rewards import shutdown_pool
+
+    leetcode = next(i for i, make in enumerate(SHAPES) if "test_code" in str(make().row))
+    lines = []
+    for i, make in enumerate(SHAPES):
+        shape = make()
+        lines += [{"row": i, "response": shape.good}, {"row": i, "response": shape.bad}]
+    lines.append({"row": leetcode, "response": "```python\nimport os\nos._exit(0)\n```"})
+    responses = write_jsonl(tmp_path / "responses.jsonl", lines)
+    graded = {}
+    try:
+        for workers in ("0", "2"):
+            out = tmp_path / f"graded-{workers}.jsonl"
+            args = [str(data), str(responses), "--out", str(out), "--workers", workers]
+            assert run(args, capsys)[0] == 0
+            graded[workers] = [json.loads(x) for x in out.read_text().splitlines()]
+    finally:
+        shutdown_pool()
+    assert graded["2"] == graded["0"]
+    reasons = [g["reason"] for g in graded["2"]]
+    assert {"wrong answer", "test failed", "wrong output"} <= set(reasons)
+    assert graded["2"][-1]["reason"].startswith("hack attempt: ") and graded["2"][-1]["hack"]
+
+
 def test_reasons_for_unparsable_and_codeless_responses(data: Path, tmp_path: Path, capsys) -> None:
     code_row = next(i for i, make in enumerate(SHAPES) if make().ability == "code")
     lines = [{"row": 0, "response": "I have no idea."}, {"row": code_row, "response": "print(1)"}]

@@ -22,7 +22,14 @@ from or1.rewards import (
     score_rollouts,
     shutdown_pool,
 )
-from or1.rewards.scoring import HACK_METRIC, grouped_means, source_key, step_breakdown
+from or1.rewards.scoring import (
+    HACK_METRIC,
+    REASON_METRIC,
+    grouped_means,
+    reason_counts,
+    source_key,
+    step_breakdown,
+)
 from or1.rewards.verdict import Verdict
 
 CODE_TESTS = json.dumps({"inputs": ["2\n", "5\n"], "outputs": ["4\n", "25\n"]})
@@ -179,7 +186,11 @@ def test_the_breakdown_of_a_mixed_math_and_code_batch(helpers) -> None:
     assert metrics[HACK_METRIC] == 0.0
     flagged = [Verdict(0.0, "exit", hack=True), *verdicts[1:]]
     assert step_breakdown(answered, flagged, rewards, lengths, truncated)[HACK_METRIC] == 1.0
-    assert len([k for k in metrics if "/" in k]) == 4 * (2 + 3)  # 4 metrics x 5 groups
+    grouped = [k for k in metrics if "/" in k and not k.startswith(REASON_METRIC)]
+    assert len(grouped) == 4 * (2 + 3)  # 4 metrics x 5 groups
+    # one count per reason (passes have none): "wrong answer", "wrong output"
+    reasons = {k: v for k, v in metrics.items() if k.startswith(REASON_METRIC + "/")}
+    assert reasons == {"reward_reasons/wrong_answer": 1.0, "reward_reasons/wrong_output": 1.0}
 
 
 def test_hack_flags_of_a_reward_reach_the_metric(helpers) -> None:
@@ -191,6 +202,61 @@ def test_hack_flags_of_a_reward_reach_the_metric(helpers) -> None:
         [problem] * 3, verdicts, [v.reward for v in verdicts], [1] * 3, [False] * 3
     )
     assert metrics[HACK_METRIC] == 2.0 and metrics["accuracy/code"] == pytest.approx(1 / 3)
+
+
+def test_verdicts_from_the_pool_keep_reason_and_hack_flag(helpers) -> None:
+    """score_rollouts with workers >= 1: the same Verdicts as in this process (reason and
+    hack flag of the reward function, the code reward's own reasons), and the step's
+    reason counts from them."""
+    rewards = RewardSet({"code": helpers.hacking_reward, "judge": helpers.judge})
+    hacky = Problem("c", user("x"), CODE_TESTS, ability="code")
+    judged = Problem("j", user("say owl"), "7", ability="judge")
+    real = Problem("r", user("square n"), CODE_TESTS, ability="code")
+    responses = ["```python\nexit(0)\n```", "print(4)", "owl 7", "7"]
+    here = score_rollouts([hacky, judged], [0, 0, 1, 1], responses, rewards=rewards)
+    pooled = score_rollouts([hacky, judged], [0, 0, 1, 1], responses, rewards=rewards, workers=2)
+    assert pooled == here
+    assert [(v.reason, v.hack) for v in pooled] == [
+        ("hack", True),
+        ("", False),
+        ("judged correct", False),
+        ("judged wrong", False),
+    ]
+    code = score_rollouts([real], [0, 0, 0], [GOOD_CODE, BAD_CODE, "no code"], workers=2)
+    assert [(v.reward, v.reason) for v in code] == [
+        (1.0, ""),
+        (0.0, "wrong output"),
+        (0.0, "no code block"),
+    ]
+    assert reason_counts(pooled + code) == {
+        "reward_reasons/hack": 1.0,
+        "reward_reasons/judged_correct": 1.0,
+        "reward_reasons/judged_wrong": 1.0,
+        "reward_reasons/no_code_block": 1.0,
+        "reward_reasons/wrong_output": 1.0,
+    }
+
+
+def test_a_pool_timeout_and_a_crash_are_verdicts_with_reasons(helpers) -> None:
+    rewards = RewardSet(
+        {
+            "sleepy": helpers.sleepy_reward,
+            "crash": helpers.crashing_reward,
+            "raise": helpers.raising_reward,
+        },
+        {"sleepy": 1.0},
+    )
+    problems = [
+        Problem("s", [], "30", ability="sleepy"),
+        Problem("c", [], "", ability="crash"),
+        Problem("e", [], "", ability="raise"),
+    ]
+    verdicts = score_rollouts(problems, [0, 1, 2], ["a", "b", "c"], rewards=rewards, workers=1)
+    assert [(v.reward, v.reason) for v in verdicts] == [
+        (0.0, "timeout"),
+        (0.0, "reward error: worker died"),
+        (0.0, "reward error: ZeroDivisionError"),
+    ]
 
 
 def test_source_keys_and_means() -> None:
