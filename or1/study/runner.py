@@ -241,23 +241,17 @@ class _Progress:
 
 
 def run_order(study: Study) -> list[tuple[int, list[RunSpec]]]:
-    """Seeds in the order given, each with its runs in the order they are trained.
-
-    Within a seed, the runs that more findings compare against come first (on-policy is
-    the reference of five), then the longest: a study stopped early has whole findings
-    for its first seeds rather than a scatter of runs.
-    """
-    uses: dict[str, int] = {}
+    """Seeds in the order given, each with its runs in the order they are trained: the
+    variants of the first finding, then those the next one adds, and so on, so a study
+    stopped early (or still running) has whole findings for its first seed."""
+    rank: dict[str, int] = {}
     for finding in study.findings:
         for key, _ in finding.variants:
-            uses[key] = uses.get(key, 0) + 1
+            rank.setdefault(key, len(rank))
     by_seed: dict[int, list[RunSpec]] = {}
     for spec in study.runs:
         by_seed.setdefault(spec.seed, []).append(spec)
-    return [
-        (seed, sorted(specs, key=lambda r: (-uses.get(r.variant, 0), -r.cost)))
-        for seed, specs in by_seed.items()
-    ]
+    return [(seed, sorted(specs, key=lambda r: rank[r.variant])) for seed, specs in by_seed.items()]
 
 
 def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) -> float:

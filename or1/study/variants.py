@@ -19,9 +19,9 @@ TARGET = 0.1
 FIXED_SMALL = 0.05
 FIXED_LARGE = 1.0
 DONE_FILE = "study_run.json"
-# Steps of a full-study run (16 prompts x 8): 1,920 prompts, 0.6 x the 100 x 32 of the
-# first full study, for 1.2 x its update steps (docs/study.md "Budget").
-FULL_STEPS = 120
+# Steps of a full-study run (16 prompts x 8): as many updates as the first full study
+# (100 x 32 prompts) at half its rollouts, for the machine's budget (docs/study.md "Budget").
+FULL_STEPS = 100
 
 
 # -- settings and variants ----------------------------------------------------------------
@@ -31,9 +31,9 @@ FULL_STEPS = 120
 class StudySettings:
     """Sizes of the study's runs (shared by every variant) and the task they train on.
 
-    The full study trains ``study-arith`` (two-digit operands: on-policy accuracy still
-    rises at the end of the run, docs/study.md "The task"); ``--quick`` keeps the easy
-    ``tiny-arith`` task, whose single-digit answers fit in 32 tokens, to stay < 15 min.
+    The full study trains ``study-arith`` (3-4 terms: on-policy accuracy has further to
+    rise, docs/study.md "The task"); ``--quick`` keeps the easy ``tiny-arith`` task,
+    whose 2-3 term solutions fit in 32 tokens, to stay < 15 min.
     """
 
     preset: str = "study-arith"
@@ -41,8 +41,8 @@ class StudySettings:
     batch_size: int = 16
     group_size: int = 8
     max_response_length: int = 40
-    truncation_length: int = 30
-    eval_every: int = FULL_STEPS // 4  # held-out evals at 0, 30, 60, 90, 120
+    truncation_length: int = 32  # cuts 42% of the teacher's solutions (long 4-term ones)
+    eval_every: int = FULL_STEPS // 4  # held-out evals at 0, 25, 50, 75, 100
     eval_samples: int = 4
     eval_problems: int | None = 200
     seeds: tuple[int, ...] = (0, 1, 2)

@@ -27,7 +27,8 @@ def _solution_lengths(preset: str) -> list[int]:
 
 def test_study_task_is_harder_and_fits_the_full_study_lengths() -> None:
     study, easy = load_config("study-arith"), load_config("tiny-arith")
-    assert study.data.arith.max_operand > easy.data.arith.max_operand  # two-digit operands
+    assert study.data.arith.min_terms > easy.data.arith.min_terms  # longer chains
+    assert study.data.arith.max_terms > easy.data.arith.max_terms
     # Everything but the task's difficulty and the stage is tiny-arith's.
     for section in ("model", "warmup", "optim", "algo"):
         assert getattr(study, section) == getattr(easy, section), section
@@ -50,7 +51,7 @@ def test_full_study_trains_study_arith_and_quick_tiny_arith() -> None:
     s = full.settings
     cfgs = {r.variant: load_config(r.preset, list(r.overrides)) for r in full.runs if r.seed == 0}
     on, trunc = cfgs["on-policy"], cfgs["trunc-mask"]
-    assert on.data.arith.max_operand == 99 and len(on.stages) == 1
+    assert on.data.arith.max_terms == 4 and len(on.stages) == 1
     assert on.stages[0].steps == s.steps and on.stages[0].batch_size == s.batch_size
     assert on.stages[0].max_response_length == on.eval.max_tokens == s.max_response_length
     assert trunc.stages[0].max_response_length == s.truncation_length
@@ -84,7 +85,8 @@ def test_learning_curve_plot_and_table(tmp_path: Path, capsys: pytest.CaptureFix
         main([str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png")])
 
 
-def test_runs_are_ordered_seed_by_seed_references_first() -> None:
+def test_runs_are_ordered_seed_by_seed_finding_by_finding() -> None:
+    from or1.study import FINDINGS
     from or1.study.runner import run_order
 
     study = Study(StudySettings(seeds=(2, 0)), Path("unused"))
@@ -93,7 +95,14 @@ def test_runs_are_ordered_seed_by_seed_references_first() -> None:
     for seed, specs in order:
         keys = [r.variant for r in specs]
         assert {r.seed for r in specs} == {seed} and len(keys) == 14 == len(set(keys))
-        assert keys[0] == "on-policy"  # the reference of five findings
-        assert keys[1] == "off-mini"  # of two: off-policy and clip-higher
-        rest = [r.cost for r in specs[2:]]
-        assert rest == sorted(rest, reverse=True)  # then the longest first
+        assert keys[:4] == ["on-policy", "off-mini", "off-reuse", "temp-0.6"]
+        for finding in FINDINGS:  # each finding's runs are done before the next one's start
+            done = max(keys.index(k) for k, _ in finding.variants)
+            later = FINDINGS[FINDINGS.index(finding) + 1 :]
+            assert all(
+                keys.index(k) > done
+                for f in later
+                for k, _ in f.variants
+                if k
+                not in {v for g in FINDINGS[: FINDINGS.index(finding) + 1] for v, _ in g.variants}
+            )
