@@ -17,10 +17,17 @@ from or1.study.runner import Study, collect, execute
 from or1.study.variants import StudySettings
 
 
-def run_study(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train what is missing, then write findings.json, the plots and report.html."""
+def run_study(
+    study: Study,
+    *,
+    jobs: int = 2,
+    say: Callable[[str], None] = print,
+    train: bool = True,
+) -> dict[str, Any]:
+    """Train what is missing (unless ``train`` is False: a report of the runs done so
+    far, e.g. of a study still running), then write findings.json, plots, report.html."""
     study.out.mkdir(parents=True, exist_ok=True)
-    wall = execute(study, jobs=jobs, say=say)
+    wall = execute(study, jobs=jobs, say=say) if train else 0.0
     runs = collect(study)
     doc = write_findings(study, runs, wall_seconds=wall)
     for finding in study.findings:
@@ -46,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only",
         help="comma-separated findings to run (default all): " + ",".join(f.key for f in FINDINGS),
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: findings, plots and report of the runs finished so far",
+    )
     parser.add_argument("overrides", nargs="*", help="dotted overrides applied to every run")
 
 
@@ -67,7 +79,10 @@ def main(args: argparse.Namespace) -> int:
             )
         findings = tuple(known[w] for w in wanted)
     study = Study(settings, args.out, args.preset, tuple(args.overrides), findings)
-    doc = run_study(study, jobs=args.jobs, say=lambda m: print(m, flush=True))
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    doc = run_study(study, jobs=args.jobs, say=say, train=not args.report_only)
+    if doc["runs_done"] < doc["runs_planned"]:
+        print(f"{doc['runs_done']} of {doc['runs_planned']} runs done: findings are partial")
     print(findings_markdown(doc))
     print(f"findings: {study.out / 'findings.json'}  report: {study.out / 'report.html'}")
     print(f"wall time: {doc['wall_seconds']:.0f} s", file=sys.stderr)

@@ -84,6 +84,10 @@ def write_findings(
             for spec in study.runs
         },
         "wall_seconds": wall_seconds,
+        # A finding whose runs are not all done is decided on the seeds done ("not
+        # measured" with none): e.g. a report-only look at a study still running.
+        "runs_planned": len(study.runs),
+        "runs_done": sum(len(seeds) for seeds in runs.values()),
     }
     for key in doc["findings"]:
         doc["findings"][key]["plot"] = f"plots/{key}.png"

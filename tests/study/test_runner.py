@@ -135,6 +135,7 @@ def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
     on_file = json.loads((out / "findings.json").read_text())
     assert on_file["findings"].keys() == {"micro"} and on_file["mode"] == "micro"
     assert on_file["tests"]["resamples"] == 10_000
+    assert on_file["runs_done"] == on_file["runs_planned"] == 2
     entry = on_file["findings"]["micro"]
     assert set(entry) >= {"claim", "variants", "tests", "rule", "verdict", "reproduced", "plot"}
     assert entry["reproduced"] == (entry["verdict"] == "reproduced")
@@ -179,3 +180,14 @@ def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
     again = run_study(study, jobs=1, say=said.append)
     assert sum("already done" in m for m in said) == 2
     assert again["findings"]["micro"]["tests"] == entry["tests"]
+
+
+def test_report_only_trains_nothing_and_says_what_is_missing(tmp_path: Path) -> None:
+    study = Study(StudySettings.quick(), tmp_path / "study")
+    said: list[str] = []
+    doc = run_study(study, jobs=1, say=said.append, train=False)
+    assert not said and not (tmp_path / "study" / "runs").exists()  # nothing trained
+    assert doc["runs_done"] == 0 and doc["runs_planned"] == len(study.runs) == 28
+    assert {f["verdict"] for f in doc["findings"].values()} == {"not measured"}
+    assert (tmp_path / "study" / "findings.json").is_file()
+    assert (tmp_path / "study" / "plots" / "off_policy.png").is_file()
