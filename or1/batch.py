@@ -1,7 +1,11 @@
 """From scored rollouts to the training batch: rejection, advantages, layout.
 
 Also how a batch is cut into the optimizer steps of one rollout batch
-(N_SGD = mini-batches x reuse epochs).
+(N_SGD = mini-batches x reuse epochs), by ``algo.mini_batching``: "split" (the paper)
+cuts the kept groups into batch_size / mini_batch_size parts, so N_SGD is fixed however
+many groups rejection dropped; "fixed-size" (the released code) cuts the kept rows into
+mini-batches of mini_batch_size x group_size rows (the last one shorter), so rejection
+means fewer optimizer steps.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from or1.algo import group_advantages, reject_uniform_groups
-from or1.config import Config
+from or1.config import Config, StageConfig
 from or1.engine.rollout import Rollouts
 from or1.types import RolloutBatch
 
@@ -77,3 +81,38 @@ def mini_batch_rows(
         for part in order.tensor_split(min(n_mini, len(order))):
             out.append(torch.isin(group_ids, part).nonzero().squeeze(-1))
     return out
+
+
+def fixed_size_rows(
+    group_ids: torch.Tensor, *, rows_per_step: int, epochs: int, seed: int
+) -> list[torch.Tensor]:
+    """Row indices of each optimizer step: the rows, in order (groups shuffled on
+    epochs after the first), cut into runs of ``rows_per_step`` (the last may be short).
+
+    Example:
+        10 rows, rows_per_step 4, 1 epoch: rows 0-3, 4-7, 8-9 (3 optimizer steps).
+    """
+    if rows_per_step < 1:
+        raise ValueError(f"rows_per_step must be >= 1, got {rows_per_step}")
+    groups = torch.unique(group_ids)
+    out = []
+    for epoch in range(epochs):
+        order = groups
+        if epoch > 0:
+            gen = torch.Generator().manual_seed(seed + epoch)
+            order = groups[torch.randperm(len(groups), generator=gen)]
+        rows = torch.cat([(group_ids == g).nonzero().squeeze(-1) for g in order.tolist()])
+        out.extend(rows.split(rows_per_step))
+    return out
+
+
+def optimizer_step_rows(
+    group_ids: torch.Tensor, *, stage: StageConfig, cfg: Config, seed: int
+) -> list[torch.Tensor]:
+    """The rows of each optimizer step of one rollout batch, by ``algo.mini_batching``."""
+    epochs = cfg.algo.reuse_epochs
+    if cfg.algo.mini_batching == "fixed-size":
+        rows = stage.mini_batch_size * stage.group_size
+        return fixed_size_rows(group_ids, rows_per_step=rows, epochs=epochs, seed=seed)
+    n_mini = stage.batch_size // stage.mini_batch_size
+    return mini_batch_rows(group_ids, n_mini=n_mini, epochs=epochs, seed=seed)

@@ -11,13 +11,20 @@ response tokens (the trainer's first mini-batch is scored with the weights that 
 it, so any difference comes from the rollout engine, e.g. vLLM kernels or bf16).
 ``algo.tis_cap`` (off by default, not in the paper) turns on truncated importance
 sampling: each token's policy loss is weighted by min(exp(old_logp - rollout_logp), cap).
+
+``algo.aggregation: micro-token-mean`` (the released code) normalizes each micro-batch by
+``micro_token_mean_normalizer`` (its token mean x its share of ``mini_batch_rows``, the
+configured mini-batch in sequences) instead of the mini-batch's token total.
+``algo.entropy.source: trainer`` adds the statistic ``neg_logp`` (mean -logp of the
+sampled tokens under the weights being trained: on the first optimizer step, the
+trainer's own estimate of the entropy e_k).
 """
 
 from __future__ import annotations
 
 import torch
 
-from or1.algo import POLICY_LOSSES, aggregate_tokens, kl_penalty
+from or1.algo import POLICY_LOSSES, aggregate_tokens, kl_penalty, micro_token_mean_normalizer
 from or1.algo.losses import PolicyLossFn
 from or1.config import AlgoConfig
 from or1.errors import ConfigError
@@ -34,10 +41,27 @@ def policy_loss_named(name: str) -> PolicyLossFn:
     return POLICY_LOSSES[name]
 
 
-def magic_loss(algo: AlgoConfig, *, entropy_coef: float) -> LossFn:
+def _normalizer(
+    algo: AlgoConfig, mask: torch.Tensor, totals: BatchTotals, mini_batch_rows: int | None
+) -> tuple[str, float]:
+    """(the aggregation ``or1.algo`` computes, its denominator) for one micro-batch."""
+    if algo.aggregation == "micro-token-mean":
+        if mini_batch_rows is None:
+            raise ValueError("aggregation micro-token-mean needs magic_loss(mini_batch_rows=)")
+        return "token-mean", micro_token_mean_normalizer(mask, mini_batch_rows=mini_batch_rows)
+    normalizer = totals.tokens if algo.aggregation == "token-mean" else totals.sequences
+    return algo.aggregation, max(float(normalizer), 1.0)
+
+
+def magic_loss(
+    algo: AlgoConfig, *, entropy_coef: float, mini_batch_rows: int | None = None
+) -> LossFn:
     """loss_fn(scores, micro, totals) -> (loss, stats) for ``algo`` and this step's alpha.
 
-    The closure holds only plain data (the config and a float) and module-level
+    ``mini_batch_rows``: sequences in a full mini-batch (stage mini_batch_size x
+    group_size), needed by ``aggregation: micro-token-mean`` only.
+
+    The closure holds only plain data (the config and numbers) and module-level
     functions, so Ray can ship it to the policy ranks.
     """
     policy_fn = policy_loss_named(algo.loss)
@@ -48,8 +72,7 @@ def magic_loss(algo: AlgoConfig, *, entropy_coef: float) -> LossFn:
         logp = scores.logp
         device = logp.device
         mask = micro.response_mask.to(device)
-        normalizer = totals.tokens if algo.aggregation == "token-mean" else totals.sequences
-        normalizer = max(float(normalizer), 1.0)
+        aggregation, normalizer = _normalizer(algo, mask, totals, mini_batch_rows)
         # On-policy (N_SGD = 1) the behaviour policy is the current one: old = logp.detach()
         # gives ratio 1 and the exact policy gradient without a second forward pass.
         old = micro.old_logp.to(device) if micro.old_logp is not None else logp.detach()
@@ -67,27 +90,29 @@ def magic_loss(algo: AlgoConfig, *, entropy_coef: float) -> LossFn:
             mask,
             clip_low=algo.clip_low,
             clip_high=algo.clip_high,
-            aggregation=algo.aggregation,
+            aggregation=aggregation,
             normalizer=normalizer,
         )
         loss = pg
         if entropy_coef > 0:
             loss = loss - entropy_coef * aggregate_tokens(
-                scores.entropy, mask, algo.aggregation, normalizer=normalizer
+                scores.entropy, mask, aggregation, normalizer=normalizer
             )
         tokens = mask.sum().clamp(min=1.0)
         stats = {**stats, "entropy_full": (scores.entropy.detach() * mask).sum() / tokens}
         gap = (logp.detach() - rollout_logp).abs()
         stats["rollout_logp_diff"] = (gap * mask).sum() / tokens
         stats["pg_loss"] = (
-            pg.detach() * normalizer / tokens if algo.aggregation == "token-mean" else pg.detach()
+            pg.detach() * normalizer / tokens if aggregation == "token-mean" else pg.detach()
         )
+        if algo.entropy.source == "trainer":
+            stats["neg_logp"] = -(logp.detach() * mask).sum() / tokens
         if algo.kl_beta > 0:
             if micro.ref_logp is None:
                 raise ValueError("kl_beta > 0 needs ref_logp in the batch")
             kl = kl_penalty(logp, micro.ref_logp.to(device), mask, kind=algo.kl_kind)
             loss = loss + algo.kl_beta * aggregate_tokens(
-                kl, mask, algo.aggregation, normalizer=normalizer
+                kl, mask, aggregation, normalizer=normalizer
             )
             stats["kl_ref"] = (kl.detach() * mask).sum() / tokens
         return loss, stats

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from or1.config import StageConfig
+from or1.types import RolloutBatch
 
 
 def rollout_metrics(
@@ -45,3 +46,20 @@ def update_metrics(steps: list[dict[str, float]]) -> dict[str, float]:
     out["entropy_full"] = steps[0].get("entropy_full", float("nan"))
     out["grad_norm"] = max(s["grad_norm"] for s in steps)
     return out
+
+
+def mean_neg_logp(logp: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean negative log-prob of the sampled tokens, the Monte-Carlo entropy estimate e_k
+    (nats per token). ``logp``, ``mask``: [N, T]; a batch without tokens gives 0."""
+    return float(-(logp * mask).sum() / mask.sum().clamp(min=1))
+
+
+def trainer_entropy(batch: RolloutBatch, steps: list[dict[str, float]]) -> float | None:
+    """e_k from the trainer's log-probs under the weights before the update (the released
+    code's, ``algo.entropy.source: trainer``): from ``batch.old_logp`` when the trainer
+    recomputed it, else from the first optimizer step's ``neg_logp`` statistic (then
+    that step is the whole batch, N_SGD = 1); None before the update when neither exists.
+    """
+    if batch.old_logp is not None:
+        return mean_neg_logp(batch.old_logp, batch.response_mask)
+    return steps[0]["neg_logp"] if steps else None

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from or1.algo import group_accuracy, zero_truncated_rewards
-from or1.batch import build_batch, mini_batch_rows
+from or1.batch import build_batch, optimizer_step_rows
 from or1.build import (
     check_lengths,
     encode_prompt,
@@ -58,7 +58,7 @@ from or1.rewards.scoring import step_breakdown
 from or1.run_outputs import write_samples, write_summary
 from or1.rundir import config_text, ensure_run_dir
 from or1.stages import is_stage_end, online_filter, stage_of
-from or1.step_metrics import rollout_metrics, update_metrics
+from or1.step_metrics import mean_neg_logp, rollout_metrics, trainer_entropy, update_metrics
 from or1.tracking import device_metrics
 from or1.types import RolloutBatch
 
@@ -217,27 +217,29 @@ class Trainer:
         return metrics
 
     def update(self, batch: RolloutBatch, stage: StageConfig) -> dict[str, float]:
-        cfg = self.cfg
-        mask = batch.response_mask
+        cfg, source = self.cfg, self.cfg.algo.entropy.source
         # Entropy e_k of the rollout buffer: mean negative log-prob of the sampled tokens.
-        sampled_entropy = float(-(batch.rollout_logp * mask).sum() / mask.sum().clamp(min=1))
-        alpha = self.controller.update(sampled_entropy)
-        n_mini = stage.batch_size // stage.mini_batch_size
-        rows = mini_batch_rows(
-            batch.group_ids,
-            n_mini=n_mini,
-            epochs=cfg.algo.reuse_epochs,
-            seed=cfg.train.seed * 100_003 + self.step,
-        )
+        sampled_entropy = mean_neg_logp(batch.rollout_logp, batch.response_mask)
+        seed = cfg.train.seed * 100_003 + self.step
+        rows = optimizer_step_rows(batch.group_ids, stage=stage, cfg=cfg, seed=seed)
         temperature = cfg.rollout.temperature
-        if len(rows) > 1:
+        # The trainer's log-probs before the update: the behaviour policy when N_SGD > 1,
+        # and e_k itself when the gate needs the trainer's entropy before the update.
+        if len(rows) > 1 or (source == "trainer" and cfg.algo.entropy.gate == "current"):
             batch.old_logp = self.policy.logprobs(batch, temperature=temperature)
         if cfg.algo.kl_beta > 0:
             batch.ref_logp = self.policy.logprobs(batch, temperature=temperature, reference=True)
-        loss_fn = magic_loss(cfg.algo, entropy_coef=alpha)
+        before = sampled_entropy if source == "rollout" else trainer_entropy(batch, [])
+        alpha = self.controller.begin_step(before)
+        mini_rows = stage.mini_batch_size * stage.group_size
+        loss_fn = magic_loss(cfg.algo, entropy_coef=alpha, mini_batch_rows=mini_rows)
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
         self.sync_weights()
         out = update_metrics(steps)
+        if source == "trainer":
+            out.pop("neg_logp", None)
+            out["entropy_trainer"] = trainer_entropy(batch, steps)
+        self.controller.end_step(sampled_entropy if source == "rollout" else out["entropy_trainer"])
         out.update(
             entropy_sampled=sampled_entropy,
             entropy_coef=alpha,

@@ -28,6 +28,7 @@ from or1.algo.losses import (
     gspo_loss,
     kl_penalty,
     loss_normalizer,
+    micro_token_mean_normalizer,
     policy_loss,
     register_policy_loss,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "keep_by_pass_rate",
     "kl_penalty",
     "loss_normalizer",
+    "micro_token_mean_normalizer",
     "pass_at_k",
     "pass_at_k_table",
     "policy_loss",

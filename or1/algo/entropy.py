@@ -12,6 +12,13 @@ c_{k+1} = clip(c_k + delta if e_k < target else c_k - delta, coef_min, coef_max)
 Paper: delta 0.005, no upper cap (``paper()``); released code: delta 1e-4, c_max 0.005,
 c_min 0 (``released_code()``). Both use target 0.2. The controller refuses a NaN/inf
 entropy (a broken step should not silently move the coefficient).
+
+Gate timing (``gate``). "current" (the paper): step k's alpha_k is gated by e_k, measured
+before the update. "previous" (the released code, which updates its controller after the
+actor step): alpha_k = c_k if e_{k-1} < target else 0 (the gate is open before the first
+update), and e_k moves the coefficient after step k. The coefficient's recursion is the
+same in both; only the gate's entropy differs. A trainer calls ``begin_step(e)`` before
+the update (e may be None with "previous") and ``end_step(e)`` after it.
 """
 
 import math
@@ -20,6 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
+
+GATES = ("current", "previous")
+"""Gate timings of ``AdaptiveEntropyController``: "current" is the paper's."""
 
 
 def _entropy_rows(logits: Tensor) -> Tensor:
@@ -75,6 +85,8 @@ class AdaptiveEntropyController:
         coef_min: Lower clip of the internal coefficient.
         coef_max: Upper clip; None means no cap (the paper).
         initial: c_0, the internal coefficient before the first update.
+        gate: "current" (alpha_k gated by e_k, the paper) or "previous" (by e_{k-1},
+            the released code); see the module docstring.
 
     Example:
         >>> ctl = AdaptiveEntropyController(delta=0.005)
@@ -93,7 +105,10 @@ class AdaptiveEntropyController:
         coef_min: float = 0.0,
         coef_max: float | None = None,
         initial: float = 0.0,
+        gate: str = "current",
     ) -> None:
+        if gate not in GATES:
+            raise ValueError(f"gate must be one of {', '.join(GATES)}, got {gate!r}")
         if delta < 0:
             raise ValueError(f"delta must be >= 0, got {delta}")
         if coef_max is not None and coef_max < coef_min:
@@ -106,6 +121,8 @@ class AdaptiveEntropyController:
             raise ValueError(f"initial ({initial}) must lie in [coef_min, coef_max]")
         self._value = float(initial)
         self._coef = 0.0
+        self.gate = gate
+        self._open = True  # gate "previous": e_{k-1} < target (open before any entropy)
 
     @classmethod
     def paper(cls, *, target: float = 0.2) -> "AdaptiveEntropyController":
@@ -141,14 +158,54 @@ class AdaptiveEntropyController:
         self._value = self._clip(self._value + (self.delta if below else -self.delta))
         return self._coef
 
+    def begin_step(self, entropy: float | Tensor | None) -> float:
+        """alpha_k for the step about to run. Gate "current": ``update(entropy)`` (e_k is
+        needed). Gate "previous": c_k if the last ``end_step``'s entropy was below target
+        (or none was seen yet), else 0; ``entropy`` is ignored and may be None.
+
+        Example:
+            >>> ctl = AdaptiveEntropyController(delta=0.005, gate="previous")
+            >>> ctl.begin_step(None)  # c_0 = 0, gate open
+            0.0
+            >>> ctl.end_step(0.1); ctl.begin_step(None)  # e_1 below: c_1 = 0.005, open
+            0.005
+            >>> ctl.end_step(0.3); ctl.begin_step(None)  # e_2 above: c_2 = 0, closed
+            0.0
+        """
+        if self.gate == "current":
+            if entropy is None:
+                raise ValueError("gate 'current' needs this step's entropy before the update")
+            return self.update(entropy)
+        self._coef = self._value if self._open else 0.0
+        return self._coef
+
+    def end_step(self, entropy: float | Tensor | None) -> None:
+        """After step k: with gate "previous", e_k moves the coefficient and sets the next
+        step's gate; with "current" nothing (``begin_step`` did it)."""
+        if self.gate == "current":
+            return
+        if entropy is None:
+            raise ValueError("gate 'previous' needs the step's entropy after the update")
+        e = float(entropy)
+        if not math.isfinite(e):
+            raise ValueError(f"entropy must be finite, got {e}")
+        self._open = e < self.target
+        self._value = self._clip(self._value + (self.delta if self._open else -self.delta))
+
     def state_dict(self) -> dict[str, float]:
-        """JSON-serializable state: the internal value and the current alpha."""
-        return {"value": self._value, "coef": self._coef}
+        """JSON-serializable state: the internal value, the current alpha (and, with gate
+        "previous", whether the next step's gate is open)."""
+        state = {"value": self._value, "coef": self._coef}
+        if self.gate == "previous":
+            state["open"] = float(self._open)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the state saved by ``state_dict``."""
+        """Restore the state saved by ``state_dict`` (a state without "open", written
+        before the gate setting existed, leaves the gate open)."""
         self._value = float(state["value"])
         self._coef = float(state["coef"])
+        self._open = bool(state.get("open", 1.0))
 
 
 class FixedEntropyCoef:
@@ -176,6 +233,15 @@ class FixedEntropyCoef:
         """No-op; returns the fixed coefficient."""
         del entropy
         return self._coef
+
+    def begin_step(self, entropy: float | Tensor | None) -> float:
+        """The fixed coefficient (``entropy`` is ignored)."""
+        del entropy
+        return self._coef
+
+    def end_step(self, entropy: float | Tensor | None) -> None:
+        """No-op."""
+        del entropy
 
     def state_dict(self) -> dict[str, float]:
         """JSON-serializable state."""

@@ -14,6 +14,9 @@ Choices:
   usual batch, where every row has a response, this is the batch size B.
 - ``normalizer`` replaces the default denominator so that micro-batch losses sum to the
   mini-batch loss; compute it once per mini-batch with ``loss_normalizer``.
+- The released code's weighting (``algo.aggregation: micro-token-mean``) is "token-mean"
+  with a per-micro-batch denominator, ``micro_token_mean_normalizer``: each micro-batch's
+  token mean times its share of the configured mini-batch's sequences.
 - The "approx_kl" statistic is the k1 estimator mean(old_logp - logp) of
   KL(old || new) over response tokens, the quantity verl logs as ``ppo_kl``.
 
@@ -67,6 +70,42 @@ def loss_normalizer(mask: Tensor, aggregation: str = "token-mean") -> float:
     """
     _check_aggregation(aggregation)
     return float(_default_denominator(mask.bool(), aggregation).clamp(min=1))
+
+
+def micro_token_mean_normalizer(mask: Tensor, *, mini_batch_rows: int) -> float:
+    """The "token-mean" denominator that makes a micro-batch's loss its token mean
+    weighted by its share of the mini-batch's sequences (the released code's actor):
+    loss_micro = (sum / tokens_micro) * (rows_micro / mini_batch_rows), so the
+    denominator is tokens_micro * mini_batch_rows / rows_micro.
+
+    Unlike ``loss_normalizer`` this depends on how the mini-batch is cut into
+    micro-batches: a micro-batch of few long responses weighs as much per sequence as one
+    of many short ones. ``mini_batch_rows`` is the *configured* mini-batch size in
+    sequences (the released code divides by it, not by the rows actually kept, so a
+    mini-batch shrunk by rejection weighs less). Rows without a response token (shard
+    padding) do not count. Across data-parallel ranks, sum the rank losses: with the
+    global ``mini_batch_rows`` that equals the released mean over ranks of per-rank
+    losses divided by the per-rank mini-batch size.
+
+    Args:
+        mask: [n, T] response mask of one micro-batch (bool or 0/1).
+        mini_batch_rows: sequences in a full mini-batch (mini_batch_size x group_size).
+
+    Returns:
+        tokens_micro * mini_batch_rows / rows_micro (at least 1; 1 for an empty one).
+
+    Example:
+        >>> m = torch.tensor([[1, 1, 1], [1, 0, 0]])  # 2 rows, 4 tokens
+        >>> micro_token_mean_normalizer(m, mini_batch_rows=8)  # 4 * 8 / 2
+        16.0
+    """
+    if mini_batch_rows < 1:
+        raise ValueError(f"mini_batch_rows must be >= 1, got {mini_batch_rows}")
+    keep = mask.bool()
+    rows = int(keep.any(dim=-1).sum())
+    if rows == 0:
+        return 1.0
+    return max(float(keep.sum()) * mini_batch_rows / rows, 1.0)
 
 
 def aggregate_tokens(

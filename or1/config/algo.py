@@ -24,19 +24,42 @@ class EntropyConfig(Section):
         None, description="upper clip of the coefficient; null: none (released code: 0.005)"
     )
     coef: float = Field(0.0, ge=0, description="the coefficient when mode is fixed")
+    gate: Literal["current", "previous"] = Field(
+        "current",
+        description="current: alpha_k gated by e_k (paper); previous: by e_{k-1}, the "
+        "controller updated after the actor step (released code)",
+    )
+    source: Literal["rollout", "trainer"] = Field(
+        "rollout",
+        description="e_k from the rollout engine's sampling log-probs (paper) or the "
+        "trainer's recomputed ones before the update (released code)",
+    )
 
 
 # Where the released training code departs from the paper (RECIPE.md); applied by
 # ``algo.variant=released-code`` to the settings a preset or override leaves unset.
-RELEASED_CODE_ALGO: dict[str, Any] = {"online_filter": False}
-RELEASED_CODE_ENTROPY: dict[str, Any] = {"delta": 1e-4, "coef_max": 0.005, "coef_min": 0.0}
+# docs/recipe.md lists each with the paper's value and how to select it.
+RELEASED_CODE_ALGO: dict[str, Any] = {
+    "online_filter": False,
+    "aggregation": "micro-token-mean",
+    "mini_batching": "fixed-size",
+    "truncated_reward": "graded",
+}
+RELEASED_CODE_ENTROPY: dict[str, Any] = {
+    "delta": 1e-4,
+    "coef_max": 0.005,
+    "coef_min": 0.0,
+    "gate": "previous",
+    "source": "trainer",
+}
 
 
 class AlgoConfig(Section):
     """The MAGIC loss and filters. Defaults are the paper's.
 
     ``variant: released-code`` takes the released code's values where it differs from the
-    paper (entropy delta 1e-4, coef cap 0.005, no online filter), unless set explicitly.
+    paper, unless set explicitly: ``RELEASED_CODE_ALGO`` and ``RELEASED_CODE_ENTROPY``
+    here, ``RELEASED_CODE_REWARDS`` (or1/config/rewards.py, applied by ``Config``).
     """
 
     variant: Literal["paper", "released-code"] = Field(
@@ -49,8 +72,13 @@ class AlgoConfig(Section):
     clip_high: float = Field(
         0.2, ge=0, description="ratio clipped above at 1 + clip_high (clip-higher: 0.25-0.265)"
     )
-    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = Field(
-        "token-mean", description="token-mean: sum over the batch's tokens / their count"
+    aggregation: Literal[
+        "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "micro-token-mean"
+    ] = Field(
+        "token-mean",
+        description="token-mean: sum over the mini-batch's tokens / their count (paper); "
+        "micro-token-mean: each micro-batch's token mean x its share of the configured "
+        "mini-batch's sequences (released code; depends on the micro-batching)",
     )
     kl_beta: float = Field(
         0.0, ge=0, description="KL penalty to the initial policy (ablation; paper: 0)"
@@ -71,6 +99,12 @@ class AlgoConfig(Section):
     )
     online_filter: bool = Field(
         True, description="each stage drops prompts solved every time in the previous one"
+    )
+    mini_batching: Literal["split", "fixed-size"] = Field(
+        "split",
+        description="split: the kept rows in batch/mini_batch parts, N_SGD fixed (paper); "
+        "fixed-size: cut into mini_batch x group rows, fewer steps after rejection "
+        "(released code)",
     )
     reuse_epochs: int = Field(
         1, ge=1, description="passes over each rollout batch (N_SGD multiplier; paper: 1)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,15 +13,20 @@ from or1.config.base import Section
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
+# Where the released code's rewards depart from the paper; applied by
+# ``algo.variant=released-code`` (``Config``) to the settings left unset.
+RELEASED_CODE_REWARDS: dict[str, Any] = {"answer_after": "first-think"}
+RELEASED_CODE_CODE_REWARD: dict[str, Any] = {"limits": "released"}
+
+
 class CodeRewardConfig(Section):
     """``rewards.code``: limits of the code reward (or1/rewards/code.py ``CodeLimits``).
 
     ``limits: paper`` (default, RECIPE.md "Rewards"): ~6 s per test, 60 s per response.
     ``limits: released``: the released harness's 6 s per stdin test, 2 s per assert test,
-    min(7n + 5, 300) s per response (``RELEASED_CODE_LIMITS``). ``algo.variant=
-    released-code`` does not switch this (yet): set it here; the one place it would is
-    ``code_limits`` in or1/rewards/scoring.py. A field set below replaces that field of
-    the chosen limits.
+    min(7n + 5, 300) s per response (``RELEASED_CODE_LIMITS``), which ``algo.variant=
+    released-code`` selects unless ``limits`` is set. A field set below replaces that
+    field of the chosen limits.
     """
 
     limits: Literal["paper", "released"] = Field(
@@ -45,6 +50,11 @@ class RewardsConfig(Section):
 
     by_ability: dict[str, str] = Field(
         default_factory=dict, description="ability -> package.module:function"
+    )
+    answer_after: Literal["last-think", "first-think"] = Field(
+        "last-think",
+        description="built-in rewards score the text after the last </think> (or1); "
+        "first-think: between the first and a second one (released code)",
     )
     code: CodeRewardConfig = CodeRewardConfig()
 

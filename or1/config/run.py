@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from or1.config.algo import AlgoConfig, OptimConfig, StageConfig
 from or1.config.base import RECIPE_PROMPT_SUFFIX, Section
 from or1.config.data import DataConfig
 from or1.config.model import ModelConfig, WarmupConfig
-from or1.config.rewards import RewardsConfig
+from or1.config.rewards import RELEASED_CODE_CODE_REWARD, RELEASED_CODE_REWARDS, RewardsConfig
 from or1.errors import ConfigError
+
+
+def _as_dict(section: Any) -> dict[str, Any]:
+    """A section given as a dict, a validated model (its explicitly set fields) or None."""
+    if isinstance(section, BaseModel):
+        return section.model_dump(exclude_unset=True)
+    return dict(section or {})
 
 
 class HFRolloutConfig(Section):
@@ -196,6 +203,22 @@ class Config(Section):
     eval: EvalConfig = EvalConfig()
     distributed: DistributedConfig = DistributedConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _released_code_rewards(cls, data: Any) -> Any:
+        """``algo.variant=released-code`` also selects the released rewards (the text
+        after the first ``</think>``, the released code limits) where ``rewards`` leaves
+        them unset; AlgoConfig fills its own section."""
+        if not isinstance(data, dict):
+            return data
+        algo = data.get("algo")
+        variant = algo.variant if isinstance(algo, BaseModel) else (algo or {}).get("variant")
+        if variant != "released-code":
+            return data
+        rewards = _as_dict(data.get("rewards"))
+        code = {**RELEASED_CODE_CODE_REWARD, **_as_dict(rewards.get("code"))}
+        return {**data, "rewards": {**RELEASED_CODE_REWARDS, **rewards, "code": code}}
 
     @field_validator("name")
     @classmethod

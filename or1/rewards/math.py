@@ -10,7 +10,8 @@ Recipe (Skywork-OR1, RECIPE.md "Rewards" and the released `hf_math_verify.py`):
 
 Choices and departures, stated once:
 - "After `</think>`" means after the LAST `</think>` (the released code splits on the
-  first one and keeps the piece up to a second one).
+  first one and keeps the piece up to a second one: ``first_think_answer``, selected by
+  ``rewards.answer_after: first-think``).
 - Only the last `MAX_ANSWER_CHARS` characters of that text are parsed, so a 1 MB
   response costs no more than a long one; an answer earlier than that is not seen.
 - Fast path: the content of the last \\boxed{...} (or \\fbox{...}), stripped, equals the
@@ -149,6 +150,18 @@ def answer_text(response: str, *, limit: int | None = MAX_ANSWER_CHARS) -> str:
     cut = response.rfind(THINK_END)
     text = response if cut < 0 else response[cut + len(THINK_END) :]
     return text if limit is None else text[-limit:]
+
+
+def first_think_answer(response: str) -> str:
+    """The released reward's answer text: between the first `</think>` and a second one
+    (all of the text if there is none). It holds no `</think>`, so ``answer_text`` then
+    keeps all of it.
+
+    Example:
+        >>> first_think_answer("a</think>b</think>c"), answer_text("a</think>b</think>c")
+        ('b', 'c')
+    """
+    return response.split(THINK_END)[1] if THINK_END in response else response
 
 
 def last_boxed(text: str) -> str | None:

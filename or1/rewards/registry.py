@@ -22,7 +22,7 @@ from or1.errors import RewardError
 from or1.rewards import code as code_module
 from or1.rewards import math as math_module
 from or1.rewards.code import CodeLimits, code_verdict
-from or1.rewards.math import math_verdict
+from or1.rewards.math import first_think_answer, math_verdict
 from or1.rewards.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -58,6 +58,13 @@ def code_problem_reward(
         timeout_s=timeout_s,
         total_timeout_s=total_timeout_s,
     )
+
+
+def after_first_think(fn: RewardFn, problem: Problem, response: str) -> float | Verdict:
+    """``fn`` scoring only the text between the first and a second `</think>` of
+    ``response`` (``rewards.answer_after: first-think``, the released code's split).
+    Module level, so ``functools.partial(after_first_think, fn)`` pickles."""
+    return fn(problem, first_think_answer(response))
 
 
 REWARDS: dict[str, RewardFn] = {"math": math_problem_reward, "code": code_problem_reward}

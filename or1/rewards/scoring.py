@@ -27,7 +27,13 @@ from or1.data.problem import Problem
 from or1.errors import ConfigError, RewardError
 from or1.rewards.batch import RewardSet
 from or1.rewards.code import RELEASED_CODE_LIMITS, STARTUP_S, CodeLimits
-from or1.rewards.registry import REWARDS, code_problem_reward, load_reward, reward_timeout
+from or1.rewards.registry import (
+    REWARDS,
+    after_first_think,
+    code_problem_reward,
+    load_reward,
+    reward_timeout,
+)
 from or1.rewards.verdict import Verdict
 
 HACK_METRIC = "code_reward_hack_attempts"
@@ -37,8 +43,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def code_limits(cfg: CodeRewardConfig) -> dict[str, Any]:
     """Keyword arguments of the code reward for ``rewards.code``: the one place where the
-    limits a run uses are decided (paper defaults, or the released harness's; this is
-    where ``algo.variant=released-code`` would select RELEASED_CODE_LIMITS)."""
+    limits a run uses are decided (paper defaults, or the released harness's, which
+    ``algo.variant=released-code`` selects through ``rewards.code.limits``)."""
     limits = RELEASED_CODE_LIMITS if cfg.limits == "released" else CodeLimits()
     if cfg.memory_mb is not None:
         limits = dataclasses.replace(limits, memory_mb=cfg.memory_mb)
@@ -51,8 +57,9 @@ def code_limits(cfg: CodeRewardConfig) -> dict[str, Any]:
 
 
 def rewards_from_config(cfg: RewardsConfig) -> RewardSet:
-    """The registry, with the code reward's limits from ``rewards.code`` and the
-    functions of ``rewards.by_ability`` imported by path.
+    """The registry, with the code reward's limits from ``rewards.code``, the answer
+    text of ``rewards.answer_after`` (registered rewards included) and the functions of
+    ``rewards.by_ability`` imported by path (they see the whole response).
 
     Raises:
         ConfigError: an import path that does not import or is not callable.
@@ -70,6 +77,8 @@ def rewards_from_config(cfg: RewardsConfig) -> RewardSet:
         # The pool's hard deadline must leave the reward its own cap (+ sandbox starts).
         cap = cfg.code.total_timeout_s or kwargs["limits"].total_max_s
         timeouts["code"] = max(timeouts["code"], cap + 10 * STARTUP_S)
+    if cfg.answer_after == "first-think":  # registered rewards; not rewards.by_ability
+        fns = {name: functools.partial(after_first_think, fn) for name, fn in fns.items()}
     for ability, path in cfg.by_ability.items():
         try:
             fns[ability] = load_reward(path, key=f"rewards.by_ability.{ability}")
