@@ -63,6 +63,7 @@ from _box import (
     PR_SET_PDEATHSIG,
     check,
     enter_box,
+    enter_program_userns,
     libc,
     mount,
     prctl,
@@ -132,7 +133,9 @@ def _init(proc, fds, link):
         job = json.loads(f.read())
     if _STATE["cfg"]["isolation"] != "none":
         unshare(NEW_NAMESPACES & ~CLONE_NEWPID)
-        _fresh_mounts(proc["uid"], proc["limits"])
+        # (userns mode: the tmpfs belongs to the init's uid 0, the program's PROGRAM_UID)
+        owner = 0 if _STATE["cfg"].get("userns") else proc["uid"]
+        _fresh_mounts(owner, proc["limits"])
         for cap in range(LAST_CAP + 1):
             if libc().prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
                 break
@@ -185,7 +188,9 @@ def _stdio(job, fds):
 
 
 def _drop_privileges(uid):
-    if uid is not None:
+    if _STATE["cfg"].get("userns"):
+        enter_program_userns()
+    elif uid is not None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)

@@ -103,15 +103,63 @@ def _bind_dev(dev):
 
 
 def enter_box(cfg):
-    """Isolation "unshare": new namespaces, then this process's child becomes the init."""
+    """Isolation "unshare": new namespaces, then this process's child becomes the init.
+
+    Not as root (cfg["userns"]): a new user namespace first, in which the caller's uid and
+    gid are 0 (the only ids an unprivileged user may map), so that the init may build the
+    view and the programs' namespaces; each program then enters a user namespace of its
+    own (`enter_program_userns`)."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    unshare(NEW_NAMESPACES | CLONE_NEWCGROUP)
+    if cfg.get("userns"):
+        uid, gid = os.geteuid(), os.getegid()
+        unshare(CLONE_NEWUSER | NEW_NAMESPACES | CLONE_NEWCGROUP)
+        _write_id_maps(uid, gid, inside=0)
+    else:
+        unshare(NEW_NAMESPACES | CLONE_NEWCGROUP)
     pid = os.fork()
     if pid:
         _, status = os.waitpid(pid, 0)
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _build_view(cfg)
+
+
+def _write_id_maps(uid, gid, *, inside):
+    """Map `inside` to this process's uid and gid of the parent user namespace (after
+    unshare(CLONE_NEWUSER); setgroups is denied, as an unprivileged map requires)."""
+    for name, text in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{inside} {uid} 1"),
+        ("gid_map", f"{inside} {gid} 1"),
+    ):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+PROGRAM_UID = 1000  # a program's uid inside its own user namespace (userns mode)
+
+
+def enter_program_userns():
+    """Userns mode: a user namespace of this program's own, in which it is PROGRAM_UID
+    (mapped to the init's 0, i.e. the caller outside) with no capabilities and an empty
+    bounding set. RLIMIT_NPROC counts per user namespace, so its process limit is its own."""
+    unshare(CLONE_NEWUSER)
+    _write_id_maps(0, 0, inside=PROGRAM_UID)
+    for cap in range(LAST_CAP + 1):
+        if _LIBC.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
+            break
+    os.setresgid(PROGRAM_UID, PROGRAM_UID, PROGRAM_UID)
+    os.setresuid(PROGRAM_UID, PROGRAM_UID, PROGRAM_UID)
+    # It was never uid 0 in this namespace, so the uid change cleared nothing: the
+    # capabilities a namespace's creator holds in it are dropped here.
+    clear_capabilities()
+
+
+def clear_capabilities():
+    """Empty effective, permitted and inheritable capability sets (capset(2))."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this task
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable}, all zero
+    check(_LIBC.capset(header, data), "capset")
 
 
 def libc():

@@ -60,6 +60,11 @@ logger = logging.getLogger("or1.rewards")
 
 SETUP_FAILED = 125  # exit status of a program whose sandbox could not be set up
 INSECURE_ENV = "OR1_SANDBOX_INSECURE"  # "1" allows the weak rlimit mode
+USERNS_HINT = (
+    "as a non-root user the unshare backend needs unprivileged user namespaces: "
+    "sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1 (Debian "
+    "kernels that have it), kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 23.10+)"
+)
 STRONG = ("bwrap", "unshare")
 _PROBE_SOURCE = """
 import json, os
@@ -192,7 +197,7 @@ def _choose(name: str, *, insecure: bool) -> Backend:
         raise RewardError(
             f"no sandbox backend can isolate programs here ({why}), so code rewards refuse to run",
             hint="run as root with bubblewrap installed (apt-get install bubblewrap "
-            "libseccomp2); on a trusted single-user machine only, "
+            f"libseccomp2), or {USERNS_HINT}; on a trusted single-user machine only, "
             f"{INSECURE_ENV}=1 allows the weak rlimit mode (no isolation from the host).",
         )
     weak = Backend("rlimit", isolated=False)
@@ -207,11 +212,19 @@ def _probe(be: Backend) -> str:
     """Why programs do not get what `be` promises ("" if they do)."""
     if be.name == "bwrap" and shutil.which("bwrap") is None:
         return "bwrap not found on PATH"
-    if be.isolated and os.geteuid() != 0:
-        return "needs root (the programs' throwaway uids and namespaces are created as root)"
+    if be.name == "bwrap" and os.geteuid() != 0:
+        return "needs root (the programs' throwaway uids are created as root)"
+    reason = _probe_run(be)
+    if reason and be.name == "unshare" and os.geteuid() != 0:
+        return f"{reason} ({USERNS_HINT})"
+    return reason
+
+
+def _probe_run(be: Backend) -> str:
+    """Run the probe program on `be`: what is wrong with what it got ("" if nothing)."""
     try:
         limits = Limits(wall_s=30.0)
-        res = _run(be, [_main_proc(_PROBE_SOURCE, b"", {}, limits, guard=False)], limits)
+        res = _run(be, [_main_proc(be, _PROBE_SOURCE, b"", {}, limits, guard=False)], limits)
     except (OSError, RuntimeError) as err:
         return str(err)
     out = res.outputs[0]
@@ -227,7 +240,7 @@ def _probe(be: Backend) -> str:
         "no seccomp filter" if got["seccomp"] != "2" else "",
         "no no_new_privs" if got["nnp"] != "1" else "",
         "keeps capabilities" if any(got["caps"]) else "",
-        "sees other processes" if len(got["pids"]) > 2 else "",
+        "sees other processes" if len(got["pids"]) > 1 else "",
         "sees a shared /tmp" if got["tmp"] else "",
     ]
     return ", ".join(p for p in problems if p)
@@ -268,7 +281,9 @@ def run_python(
     """
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     limits = limits or Limits()
-    res = _run(be, [_main_proc(source, stdin, files or {}, limits, guard=guard)], limits, on_line)
+    res = _run(
+        be, [_main_proc(be, source, stdin, files or {}, limits, guard=guard)], limits, on_line
+    )
     (code, sig), (out, err) = res.exits[0], res.outputs[0]
     returncode = (code if sig is None else -sig) if res.status == "exited" else None
     if returncode == SETUP_FAILED and err.startswith(b"or1 sandbox"):
@@ -287,10 +302,12 @@ def run_procs(
     return _run(backend or get_backend(), procs, limits, on_line)
 
 
-def proc_limits(limits: Limits) -> dict[str, int]:
-    """The rlimits a proc gets, as the init reads them."""
+def proc_limits(limits: Limits, backend: Backend | None = None) -> dict[str, int]:
+    """The rlimits a proc gets, as the init reads them (backend None: the default one)."""
     nproc = limits.nproc
-    if os.geteuid() != 0:  # weak mode as a normal user: RLIMIT_NPROC counts all our tasks
+    if os.geteuid() != 0 and not (backend or get_backend()).isolated:
+        # the weak mode as a normal user: RLIMIT_NPROC counts all our tasks (the strong
+        # ones count per throwaway uid, or per user namespace)
         nproc += host.count_tasks(os.getuid())
     return {
         "cpu": max(1, int(-(-limits.cpu_s // 1))),
@@ -303,14 +320,20 @@ def proc_limits(limits: Limits) -> dict[str, int]:
 
 
 def _main_proc(
-    source: str, stdin: bytes, files: Mapping[str, str | bytes], limits: Limits, *, guard: bool
+    be: Backend,
+    source: str,
+    stdin: bytes,
+    files: Mapping[str, str | bytes],
+    limits: Limits,
+    *,
+    guard: bool,
 ) -> Proc:
     encoded = {}
     for name, content in files.items():
         data = content.encode("utf-8") if isinstance(content, str) else content
         encoded[_safe_name(name)] = data.hex()
     job = {"source": source, "stdin": stdin.hex(), "files": encoded}
-    return Proc("main", job, proc_limits(limits), guard=guard)
+    return Proc("main", job, proc_limits(limits, be), guard=guard)
 
 
 def _run(

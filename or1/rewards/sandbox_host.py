@@ -121,6 +121,8 @@ class Zygote:
         return {
             "ctl_fd": fd,
             "isolation": self.isolation,
+            # not root: the "unshare" box in a user namespace (see _box.enter_box)
+            "userns": self.isolation == "unshare" and os.geteuid() != 0,
             "root_dir": self.root_dir,
             "view": view.view_spec(code) if self.isolation == "unshare" else [],
             "code_dir": view.CODE_MOUNT if strong else code,

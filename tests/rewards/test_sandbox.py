@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
 from or1.errors import RewardError
-from or1.rewards import code_reward, sandbox, sandbox_host, sandbox_view
+from or1.rewards import sandbox, sandbox_host, sandbox_view
 from or1.rewards.sandbox import Limits, run_python
 
 from .conftest import needs_isolation, uid_processes
@@ -222,21 +221,6 @@ def test_weak_mode_is_refused_without_the_insecure_setting(monkeypatch):
         sandbox.get_backend("rlimit")
 
 
-def test_no_isolating_backend_means_code_rewards_refuse(monkeypatch):
-    """Without root and bubblewrap nothing can isolate programs: one clear error, not 0.0."""
-    monkeypatch.setattr(sandbox, "_BACKENDS", {})
-    monkeypatch.delenv(sandbox.INSECURE_ENV, raising=False)
-    monkeypatch.delenv("OR1_SANDBOX_BACKEND", raising=False)
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    tests = {"inputs": ["1"], "outputs": ["1"]}
-    with pytest.raises(RewardError) as err:
-        code_reward("```python\nprint(input())\n```", tests)
-    message = str(err.value)
-    assert "bwrap: bwrap not found" in message and "unshare: needs root" in message
-    assert "OR1_SANDBOX_INSECURE=1" in message
-
-
 def test_weak_mode_when_allowed_says_so_loudly(monkeypatch, caplog):
     monkeypatch.setattr(sandbox, "_BACKENDS", {})
     monkeypatch.setenv(sandbox.INSECURE_ENV, "1")
@@ -254,7 +238,8 @@ def test_auto_prefers_bubblewrap_and_logs_once(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="or1.rewards"):
         first = sandbox.get_backend()
         assert sandbox.get_backend() is first
-    assert first.name == "bwrap" and first.isolated
+    # bubblewrap needs root; a normal user gets unshare in a user namespace
+    assert first.name == ("bwrap" if os.geteuid() == 0 else "unshare") and first.isolated
     chosen = [r for r in caplog.records if "code sandbox" in r.getMessage()]
     assert len(chosen) == 1 and chosen[0].levelno == logging.INFO
 
@@ -265,7 +250,8 @@ def test_probe_rejects_a_backend_that_does_not_isolate(monkeypatch):
     weak_as_strong = sandbox.Backend("unshare")
     monkeypatch.setattr(sandbox.Backend, "isolation", property(lambda self: "none"))
     reason = sandbox._probe(weak_as_strong)
-    assert "runs as root" in reason and "sees other processes" in reason
+    kept = "runs as root" if os.geteuid() == 0 else "keeps capabilities"  # (its bounding set)
+    assert kept in reason and "sees other processes" in reason
 
 
 def test_the_python_we_run_is_the_current_interpreter():
