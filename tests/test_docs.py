@@ -180,3 +180,37 @@ def test_the_files_the_docs_name_exist() -> None:
             if not made_on_use and not (ROOT / name).exists():
                 missing.append(f"{page.relative_to(ROOT)}: {name}")
     assert sorted(set(missing)) == []
+
+
+# Dotted names in the docs that look like settings and are not: an error message's typo,
+# a transformers method.
+NOT_SETTINGS = {"algo.clip_hgh", "model.generate"}
+FILE_SUFFIX = re.compile(r"\.(parquet|jsonl|json|ya?ml|py|md|txt|csv|gguf|pt)$")
+
+
+def test_every_setting_the_docs_name_exists() -> None:
+    """`algo.entropy.delta`, `stages.0.steps=64`, `rewards.by_ability.math=...` in a page
+    name settings of today's config tree (a renamed or removed setting fails here)."""
+    from or1.config.reference import sections
+
+    leaves = {row.key: row.type for section in sections() for row in section.rows}
+    known = set(leaves) | {section.key for section in sections()}
+    heads = "model|data|warmup|rollout|algo|rewards|optim|stages|train|eval|distributed|logging"
+    dotted = re.compile(rf"(?<![\w./$-])((?:{heads})\.[\w.*<>-]*[\w*>])")
+    unknown = set()
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        blocks = re.findall(r"^```.*?^```", text, flags=re.S | re.M)
+        inline = [code for _, code in re.findall(r"(`+)(.+?)\1", _prose(text))]
+        for span in blocks + inline:
+            for name in dotted.findall(span):
+                name = name if "<" in name else name.rstrip(">")  # `<eval.data_dir>/x`
+                key = re.sub(r"^stages\.(\d+|\*|N)(?=\.|$)", "stages.N", name).removesuffix(".*")
+                in_a_mapping = any(
+                    key.startswith(f"{leaf}.") and kind.startswith("dict")
+                    for leaf, kind in leaves.items()
+                )
+                if key in known or in_a_mapping or name in NOT_SETTINGS or FILE_SUFFIX.search(key):
+                    continue
+                unknown.add(f"{page.relative_to(ROOT)}: {name}")
+    assert not unknown, "settings that do not exist: " + ", ".join(sorted(unknown))
