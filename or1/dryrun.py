@@ -5,7 +5,8 @@ Nothing here loads model weights, starts an engine or creates the run directory.
 - the config: it validated (before this module), the rollout engine is registered and
   its optional packages import, the device exists, the trackers' packages import, the
   reward functions of ``rewards.by_ability`` import (``rewards_from_config``, as at the
-  start of training);
+  start of training); with code problems, the sandbox isolates programs here
+  (``require_sandbox``, as at the start of training);
 - the data: every row of ``data.train`` / ``data.test`` is read and converted exactly as
   training reads it (a bad row is the same DataError), or the task's problems generated;
 - the model: ``model.path`` holds a readable ``config.json``, weight files whose
@@ -104,6 +105,9 @@ def dry_run(
     checks.run("rewards", functools.partial(_check_rewards, cfg))
     splits = checks.run("data", functools.partial(_check_data, cfg))
     benchmarks = checks.run("benchmarks", functools.partial(_check_benchmarks, cfg))
+    if splits is not None:
+        scored = [*splits[0], *splits[1], *(p for ps in (benchmarks or {}).values() for p in ps)]
+        checks.run("sandbox", functools.partial(_check_sandbox, cfg, scored))
     model = checks.run("model", functools.partial(_check_model, cfg))
     tokenizer, model_config = model or (None, None)
     if tokenizer is not None and splits is not None:
@@ -212,6 +216,15 @@ def _check_rewards(cfg: Config) -> tuple[str, None]:
     custom = cfg.rewards.by_ability
     names = [f"{n} ({custom[n]})" if n in custom else n for n in sorted(rewards.fns)]
     return ", ".join(names), None
+
+
+def _check_sandbox(cfg: Config, problems: list[Problem]) -> tuple[str, None]:
+    """Probe the code sandbox as training's start does (``require_sandbox``)."""
+    from or1.rewards import rewards_from_config
+    from or1.rewards.scoring import require_sandbox
+
+    backend = require_sandbox(rewards_from_config(cfg.rewards), problems)
+    return ("not needed (no code problems)" if backend is None else backend.describe()), None
 
 
 # ---- data and benchmarks ----------------------------------------------------------------

@@ -54,7 +54,7 @@ from or1.objective import magic_loss
 from or1.progress import progress_bar, step_fields
 from or1.resume import open_run, restore
 from or1.rewards import rewards_from_config, score_rollouts
-from or1.rewards.scoring import step_breakdown
+from or1.rewards.scoring import require_sandbox, step_breakdown
 from or1.run_outputs import write_samples, write_summary
 from or1.rundir import config_text, ensure_run_dir
 from or1.stages import is_stage_end, online_filter, stage_of
@@ -92,6 +92,8 @@ class Trainer:
                 "the training set is empty.", hint="check data.train (or the task's n_train)."
             )
         benchmarks = load_benchmarks(cfg)  # before the model: a missing file fails fast
+        scored = [*train, *test, *(p for ps in benchmarks.values() for p in ps)]
+        self.sandbox = require_sandbox(self.rewards, scored)  # code that cannot run: stop
         loaded = load_model(cfg, train, show=show_progress)
         self.model, self.tokenizer, self.model_info = loaded.model, loaded.tokenizer, loaded.info
         encode = functools.partial(encode_prompt, self.tokenizer)

@@ -200,3 +200,35 @@ def test_a_real_model_run_prints_its_memory_plan_first(
     out, err = capsys.readouterr()
     assert "or1 plan: memory per GPU" in out and "2 layers, hidden 64" in out
     assert "x.parquet" in err
+
+
+# ---- tiny-mix: math and code in one run, on a CPU ---------------------------------------
+def test_tiny_mix_trains_math_and_code_with_the_papers_loop() -> None:
+    """tiny-mix differs from the paper only in scale (and tiny-arith's lr and entropy
+    target); both abilities are in its data; it builds and warms up its own model."""
+    cfg = load_config("tiny-mix")
+    assert "tiny-mix" in preset_names() and cfg.preset == "tiny-mix"
+    assert cfg.data.task == "tiny-mix" and cfg.model.path is None and cfg.warmup.enabled
+    assert cfg.data.arith.n_train > 0 and cfg.data.code.n_train > 0
+    assert 0 < cfg.data.arith.teacher_error_rate < 1 and 0 < cfg.data.code.teacher_error_rate < 1
+    arith = load_config("tiny-arith")
+    assert (cfg.optim.lr, cfg.algo.entropy.target) == (arith.optim.lr, arith.algo.entropy.target)
+    a, paper = cfg.algo, load_config("skywork-or1-7b").algo
+    assert a.model_dump(exclude={"entropy"}) == paper.model_dump(exclude={"entropy"})
+    assert a.entropy.model_dump(exclude={"target"}) == paper.entropy.model_dump(exclude={"target"})
+    assert cfg.rewards == load_config("skywork-or1-7b").rewards  # the sandboxed code reward
+    assert cfg.rollout.engine == "hf" and cfg.distributed.backend == "local"
+    assert all(s.max_response_length >= 64 for s in cfg.stages)  # a teacher answer fits
+
+
+def test_tiny_mix_dry_run_finds_both_abilities_and_the_sandbox(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["train", "--preset", "tiny-mix", "--dry-run", f"runs_dir={tmp_path}"]
+    assert main([*argv, f"cache_dir={tmp_path / 'cache'}"]) == 0
+    out = capsys.readouterr().out
+    assert "train 2000 problems, test 200 (task tiny-mix)" in out
+    sandbox_line = next(line for line in out.splitlines() if line.startswith("sandbox"))
+    assert "bwrap" in sandbox_line or "unshare" in sandbox_line, sandbox_line
+    assert "seccomp per program" in sandbox_line
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing

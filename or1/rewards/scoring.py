@@ -19,16 +19,18 @@ import dataclasses
 import functools
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from or1.config.rewards import CodeRewardConfig, RewardsConfig
 from or1.data.problem import Problem
 from or1.errors import ConfigError, RewardError
+from or1.rewards import sandbox
 from or1.rewards.batch import RewardSet
 from or1.rewards.code import RELEASED_CODE_LIMITS, STARTUP_S, CodeLimits
 from or1.rewards.registry import (
     REWARDS,
+    RewardFn,
     after_first_think,
     code_problem_reward,
     load_reward,
@@ -85,6 +87,37 @@ def rewards_from_config(cfg: RewardsConfig) -> RewardSet:
         except RewardError as err:
             raise ConfigError(err.message, hint=err.hint) from None
     return RewardSet(fns, timeouts)
+
+
+def uses_sandbox(fn: RewardFn) -> bool:
+    """Whether ``fn`` is the built-in code reward (alone or with its limits bound), which
+    runs programs in the sandbox. A custom reward may too; or1 cannot tell."""
+    return fn is code_problem_reward or (
+        isinstance(fn, functools.partial) and fn.func is code_problem_reward
+    )
+
+
+def require_sandbox(rewards: RewardSet, problems: Iterable[Problem]) -> sandbox.Backend | None:
+    """The sandbox backend the code rewards of ``problems`` will run in, probed now (at the
+    start of a run, not at its first code answer); None if no problem's ability is scored
+    by the built-in code reward.
+
+    Raises:
+        RewardError: no backend can isolate programs here (each backend's reason, and
+            what to do): a run with code problems never scores them outside the sandbox.
+    """
+    abilities = {p.ability for p in problems}
+    if not any(uses_sandbox(rewards.get(a)) for a in abilities if a in rewards.fns):
+        return None
+    try:
+        backend = sandbox.get_backend()
+    except RewardError as err:
+        raise RewardError(
+            f"this run has code problems, scored by running their tests in the sandbox: "
+            f"{err.message}",
+            hint=err.hint,
+        ) from None
+    return backend
 
 
 def source_key(source: str) -> str:

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from or1.config import RewardsConfig, load_config
 from or1.data.problem import Problem
-from or1.errors import ConfigError
+from or1.errors import ConfigError, RewardError
 from or1.rewards import (
     RELEASED_CODE_LIMITS,
     CodeLimits,
     RewardSet,
     rewards_from_config,
+    sandbox,
     score_problems,
     score_rollouts,
     shutdown_pool,
@@ -27,8 +29,10 @@ from or1.rewards.scoring import (
     REASON_METRIC,
     grouped_means,
     reason_counts,
+    require_sandbox,
     source_key,
     step_breakdown,
+    uses_sandbox,
 )
 from or1.rewards.verdict import Verdict
 
@@ -265,3 +269,38 @@ def test_source_keys_and_means() -> None:
     assert source_key("") == "unknown" and source_key("//") == "unknown"
     ps = [Problem("a", [], "1", "math", "s"), Problem("b", [], "1", "math", "t")]
     assert grouped_means(ps, {"x": [1.0, 3.0]}) == {"x/math": 2.0, "x/src/s": 1.0, "x/src/t": 3.0}
+
+
+# ---- the sandbox at the start of a run ------------------------------------------------
+CODE_PROBLEM = Problem("c0", user("square n"), CODE_TESTS, "code", "taco")
+MATH_PROBLEM = Problem("m0", user("1+1?"), "2", "math", "gsm8k")
+
+
+def _no_backend_here(monkeypatch) -> None:
+    """A machine where no backend isolates programs: bubblewrap (the one allowed) missing."""
+    monkeypatch.setattr(sandbox, "_BACKENDS", {})
+    monkeypatch.delenv(sandbox.INSECURE_ENV, raising=False)
+    monkeypatch.setenv("OR1_SANDBOX_BACKEND", "bwrap")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+
+
+def test_a_run_with_code_problems_probes_the_sandbox_at_start(monkeypatch) -> None:
+    rewards = rewards_from_config(RewardsConfig())
+    assert uses_sandbox(rewards.fns["code"]) and not uses_sandbox(rewards.fns["math"])
+    backend = require_sandbox(rewards, [MATH_PROBLEM, CODE_PROBLEM])
+    assert backend is not None and backend.isolated and backend.name in sandbox.STRONG
+    _no_backend_here(monkeypatch)
+    with pytest.raises(RewardError) as err:
+        require_sandbox(rewards, [MATH_PROBLEM, CODE_PROBLEM])
+    message = str(err.value)
+    assert message.startswith("this run has code problems")
+    assert "bwrap: bwrap not found" in message and "refuse to run" in message
+    assert "Hint:" in message and "OR1_SANDBOX_INSECURE=1" in message
+
+
+def test_no_code_problems_or_a_custom_code_reward_need_no_sandbox(monkeypatch, helpers) -> None:
+    _no_backend_here(monkeypatch)  # would raise if probed
+    rewards = rewards_from_config(RewardsConfig())
+    assert require_sandbox(rewards, [MATH_PROBLEM]) is None
+    custom = rewards_from_config(RewardsConfig(by_ability={"code": "reward_helpers:judge"}))
+    assert require_sandbox(custom, [MATH_PROBLEM, CODE_PROBLEM]) is None
