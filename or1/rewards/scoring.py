@@ -90,11 +90,14 @@ def rewards_from_config(cfg: RewardsConfig) -> RewardSet:
 
 
 def uses_sandbox(fn: RewardFn) -> bool:
-    """Whether ``fn`` is the built-in code reward (alone or with its limits bound), which
-    runs programs in the sandbox. A custom reward may too; or1 cannot tell."""
-    return fn is code_problem_reward or (
-        isinstance(fn, functools.partial) and fn.func is code_problem_reward
-    )
+    """Whether ``fn`` is the built-in code reward, alone, with its limits bound or wrapped
+    (``rewards.answer_after: first-think`` passes it as the first argument of a partial);
+    those run programs in the sandbox. A custom reward may too; or1 cannot tell."""
+    while isinstance(fn, functools.partial):
+        if fn.func is code_problem_reward:
+            return True
+        fn = fn.args[0] if fn.args and callable(fn.args[0]) else fn.func
+    return fn is code_problem_reward
 
 
 def require_sandbox(rewards: RewardSet, problems: Iterable[Problem]) -> sandbox.Backend | None:

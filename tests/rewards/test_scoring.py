@@ -287,6 +287,8 @@ def _no_backend_here(monkeypatch) -> None:
 def test_a_run_with_code_problems_probes_the_sandbox_at_start(monkeypatch) -> None:
     rewards = rewards_from_config(RewardsConfig())
     assert uses_sandbox(rewards.fns["code"]) and not uses_sandbox(rewards.fns["math"])
+    released = rewards_from_config(RewardsConfig(answer_after="first-think")).fns
+    assert uses_sandbox(released["code"]) and not uses_sandbox(released["math"])
     backend = require_sandbox(rewards, [MATH_PROBLEM, CODE_PROBLEM])
     assert backend is not None and backend.isolated and backend.name in sandbox.STRONG
     _no_backend_here(monkeypatch)
