@@ -46,6 +46,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I: not on the path
+import _judges
 from _box import (
     CLONE_NEWCGROUP,
     CLONE_NEWPID,
@@ -119,7 +120,7 @@ def _check_parent(life):
         os._exit(SETUP_FAILED)  # the init is gone: nobody would stop this program
 
 
-def _init(proc, fds, link):
+def _init(proc, fds, link, server=None):
     """The child forked for a proc (root; pid 1 of its fresh pid namespace): the other
     fresh namespaces and mounts, then it becomes the program itself (`_program`). When it
     ends or is killed, the kernel kills whatever else it started in that namespace.
@@ -139,10 +140,10 @@ def _init(proc, fds, link):
         for cap in range(LAST_CAP + 1):
             if libc().prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
                 break
-    _program(proc, job, fds, link)
+    _program(proc, job, fds, link, server)
 
 
-def _program(proc, job, fds, link):
+def _program(proc, job, fds, link, server=None):
     """Become the program: drop everything, then run it (never returns)."""
     cfg, limits = _STATE["cfg"], proc["limits"]
     os.setsid()
@@ -151,17 +152,21 @@ def _program(proc, job, fds, link):
     _drop_privileges(proc["uid"])  # (before descriptor 3 is taken: `life` may be it)
     if link is not None:
         os.dup2(link.fileno(), 3, inheritable=False)
+    if server is not None:  # a judge server's control socket (_judges.py)
+        os.dup2(server.fileno(), _judges.CTL_FD, inheritable=False)
     os.chdir(workdir)  # after the uid change: the directory is the program's, mode 0700
-    for obj in (_STATE["ctl"], link):
+    for obj in (_STATE["ctl"], link, server, *_STATE["servers"].sockets()):
         if obj is not None:
             obj.detach()  # the objects must not close descriptors the program reuses
-    os.closerange(4 if link is not None else 3, 1 << 16)
+    os.closerange(_judges.CTL_FD + 1 if server else 4 if link is not None else 3, 1 << 16)
     _set_limits(limits)
     _write_files(job)
     _fresh_interpreter_state(workdir)
     if _STATE["filter"] is not None:
         _STATE["filter"].load()
     writable = [workdir, "/tmp"] if cfg["isolation"] != "none" else [workdir]
+    if server is not None:
+        _judges.serve(job, proc, workdir, writable, cfg["readable"])
     runner = __import__("_judge" if proc["kind"] == "judge" else "_harness")
     runner.run(job, proc, workdir, writable, cfg["readable"])
 
@@ -244,35 +249,56 @@ def _fresh_interpreter_state(workdir):
 
 
 def _start(msg, fds):
-    """Fork one child per proc of a run, each into a fresh pid namespace; returns their
-    pids."""
+    """Start a run: fork one child per proc, each into a fresh pid namespace, except a
+    judge that an idle judge server takes (_judges.py); returns their pids."""
     procs = msg["procs"]
     links = socket.socketpair() if len(procs) == 2 else None
     pids = []
+    servers = _STATE["servers"]
     for k, proc in enumerate(procs):
         mine = fds[3 * k : 3 * k + 3]
-        pid = _fork_into_new_pid_namespace()
-        if pid == 0:
-            try:
-                for fd in fds:
-                    if fd not in mine:
-                        os.close(fd)
-                link = None
-                if links is not None:
-                    link = links[k]
-                    links[1 - k].close()
-                _init(proc, mine, link)
-            except BaseException as err:
-                _report(mine[2], err)
-            finally:
-                os._exit(SETUP_FAILED)
-        pids.append(pid)
+        server = None
+        if k == 0 and proc["kind"] == "judge" and links is not None:
+            pid = servers.take(proc, msg["id"], mine, links[0].fileno())
+            if pid is not None:
+                pids.append(pid)
+                continue
+            server = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            limits = dict(proc["limits"], cpu=_judges.SERVER_CPU_S)
+            proc = dict(proc, run_id=msg["id"], limits=limits)
+        pids.append(_fork_proc(proc, fds, k, links, server))
+        if server is not None:
+            server[1].close()
+            servers.add(proc, pids[-1], server[0], msg["id"])
     for fd in fds:
         os.close(fd)
     if links is not None:
         for s in links:
             s.close()
     return pids
+
+
+def _fork_proc(proc, fds, k, links, server):
+    """Fork the child of the run's k-th proc (never returns in the child)."""
+    mine = fds[3 * k : 3 * k + 3]
+    pid = _fork_into_new_pid_namespace()
+    if pid != 0:
+        return pid
+    try:
+        for fd in fds:
+            if fd not in mine:
+                os.close(fd)
+        link = None
+        if links is not None:
+            link = links[k]
+            links[1 - k].close()
+        if server is not None:
+            server[0].close()
+        _init(proc, mine, link, server[1] if server is not None else None)
+    except BaseException as err:
+        _report(mine[2], err)
+    finally:
+        os._exit(SETUP_FAILED)
 
 
 def _fork_into_new_pid_namespace():
@@ -313,7 +339,11 @@ def serve(ctl):
     signal.set_wakeup_fd(wake_w)
     while True:
         waiting = any(r[2] for r in runs.values())
-        readable, _, _ = select.select([ctl, wake_r], [], [], GRACE_S / 4 if waiting else None)
+        watched = [ctl, wake_r, *_STATE["servers"].sockets()]
+        readable, _, _ = select.select(watched, [], [], GRACE_S / 4 if waiting else None)
+        for sock in readable:
+            if sock not in (ctl, wake_r):
+                _judge_done(runs, _STATE["servers"].answer(sock))
         if wake_r in readable:
             while True:
                 try:
@@ -334,6 +364,17 @@ def serve(ctl):
         _reap(ctl, runs)
 
 
+def _judge_done(runs, answer):
+    """A judge server finished a run: that run's first proc ended."""
+    if answer is None:
+        return
+    pid, run_id, status = answer
+    run = runs.get(run_id)
+    if run is not None and run[0][0] == pid and pid not in run[1]:
+        run[1][pid] = status
+        run[2].append(time.monotonic())
+
+
 def _reap(ctl, runs):
     while True:
         try:
@@ -342,8 +383,9 @@ def _reap(ctl, runs):
             break
         if pid == 0:
             break
+        _STATE["servers"].forget(pid)
         for pids, done, ended in runs.values():
-            if pid in pids:
+            if pid in pids and pid not in done:
                 done[pid] = _status(status)
                 if pid == pids[0]:
                     ended.append(time.monotonic())
@@ -361,6 +403,7 @@ def main():
     _STATE["cfg"] = cfg
     ctl = socket.socket(fileno=cfg["ctl_fd"])
     _STATE["ctl"] = ctl
+    _STATE["servers"] = _judges.Servers()
     # Every program checks `life` (EOF once this process is gone); the write end is never used.
     _STATE["life"], _STATE["life_w"] = os.pipe()
     try:

@@ -28,7 +28,7 @@ def run(job, proc, workdir, writable, readable):
     import sys
 
     sys.set_int_max_str_digits(0)
-    _judge(job, (writable, readable) if proc.get("guard") else None)
+    judge(job, (writable, readable) if proc.get("guard") else None)
     finish(0)
 
 
@@ -202,12 +202,23 @@ def _execute(fn, timeout_s, link):
         link.deadline = None
 
 
-def _judge(job, guard):
-    link = _Link(socket.socket(fileno=3))
-    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)  # what the test code prints does not reach the host
-    fresh_streams()
+def judge(job, guard, *, link=None, channel=None):
+    """Judge one run: records to the host, the candidate on descriptor 3.
+
+    link, channel: a judge server's socket on descriptor 3 and record stream, kept from
+    run to run (_judges.py: once the guard is on, no new socket may be made); None makes
+    them from descriptors 3 and 1 (a judge process of its own)."""
+    if link is None:
+        link = socket.socket(fileno=3)
+        channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)  # what the test code prints does not reach the host
+        os.close(null)
+        fresh_streams()
+    _judge(job, guard, _Link(link), channel)
+
+
+def _judge(job, guard, link, channel):
 
     def emit(record):
         record.setdefault("hack", link.hack)

@@ -27,7 +27,9 @@ CODE_MOUNT = "/or1"  # the sandbox's own code, read-only
 SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
 EXTRA_READABLE = ("/usr/lib", "/usr/lib64", "/usr/share", "/etc/localtime", "/dev", "/proc/self")
-CODE_FILES = ("_boot.py", "_box.py", "_harness.py", "_judge.py", "_wire.py", "_guard.py")
+CODE_FILES = (
+    *("_boot.py", "_box.py", "_harness.py", "_judge.py", "_judges.py", "_wire.py", "_guard.py"),
+)
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 # Denied with EPERM (besides clone with namespace flags, clone3 -> ENOSYS, and TIOCSTI):
 # no new programs, no tracing or signalling by pidfd, no mounts or namespaces, no kernel

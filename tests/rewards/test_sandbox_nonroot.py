@@ -1,8 +1,9 @@
 """The sandbox for a non-root user: the "unshare" backend in unprivileged user namespaces.
 
 Run as root (as CI and the dev container do), these tests become other users for real:
-- the sandbox tests (test_sandbox.py, test_sandbox_isolation.py) run again as `nobody`
-  (setpriv), with OR1_SANDBOX_BACKEND=unshare: every isolation guarantee must hold there;
+- the sandbox tests (test_sandbox.py, test_sandbox_isolation.py), the reward-hacking
+  tests (test_code_hacks.py) and the judge server's (test_judge_server.py) run again as
+  `nobody` (setpriv), with OR1_SANDBOX_BACKEND=unshare: every guarantee must hold there;
 - a user whose kernel forbids user namespaces (user.max_user_namespaces = 0 in the user
   namespace it runs in) gets one refusal that names the sysctls to enable.
 They need root to switch users; as a normal user the first is what the whole suite does
@@ -73,7 +74,8 @@ def as_nobody(argv: list[str], timeout: float) -> subprocess.CompletedProcess[st
 @needs_root
 def test_the_sandbox_tests_pass_as_a_non_root_user() -> None:
     here = Path(__file__).parent
-    files = [str(here / "test_sandbox.py"), str(here / "test_sandbox_isolation.py")]
+    names = ("test_sandbox.py", "test_sandbox_isolation.py", "test_code_hacks.py")
+    files = [str(here / name) for name in (*names, "test_judge_server.py")]
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files]
     who = as_nobody([sys.executable, "-c", "import os; print(os.geteuid())"], 60)
     assert who.stdout.strip() == str(NOBODY), who.stderr
