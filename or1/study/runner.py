@@ -7,7 +7,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -254,12 +254,34 @@ def run_order(study: Study) -> list[tuple[int, list[RunSpec]]]:
     return [(seed, sorted(specs, key=lambda r: rank[r.variant])) for seed, specs in by_seed.items()]
 
 
-def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) -> float:
-    """Every run, ``jobs`` processes at a time; returns the wall seconds.
+def _execute_serial(
+    order: list[tuple[int, list[RunSpec]]],
+    warmups: dict[int, tuple[str, tuple[str, ...]]],
+    progress: _Progress,
+) -> None:
+    for seed, specs in order:
+        progress.warmup(seed, prepare_warmup(*warmups[seed]))
+        for spec in specs:
+            progress.run(spec, train_run(spec))
+
+
+def _process_pool(jobs: int) -> Executor:
+    return ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+
+
+def execute(
+    study: Study,
+    *,
+    jobs: int = 2,
+    say: Callable[[str], None] = print,
+    make_pool: Callable[[int], Executor] = _process_pool,
+) -> float:
+    """Every run, ``jobs`` processes (``make_pool(jobs)``) at a time; returns wall seconds.
 
     Seed by seed (``run_order``): the first ``jobs`` seeds' warm-ups are built at once;
-    when a seed's warm-up is ready its runs are queued, then the next seed's warm-up
-    behind them, so the seeds finish in order and a cached seed trains at once.
+    once a seed's warm-up and those of the seeds before it are ready, its runs are
+    queued, then the next seed's warm-up behind them: the seeds are trained in the order
+    given, one after another, and a cached seed trains at once.
     """
     start = time.perf_counter()
     for spec in study.runs:
@@ -268,15 +290,11 @@ def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) 
     warmups = study.warmup_specs()
     progress = _Progress(len(study.runs), say)
     if jobs <= 1:
-        for seed, specs in order:
-            progress.warmup(seed, prepare_warmup(*warmups[seed]))
-            for spec in specs:
-                progress.run(spec, train_run(spec))
+        _execute_serial(order, warmups, progress)
         return time.perf_counter() - start
-    runs_of = dict(order)
     waiting = [seed for seed, _ in order]  # warm-ups not yet queued, in seed order
-    context = get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
+    ready: set[int] = set()
+    with make_pool(jobs) as pool:
         pending: dict[Future[Any], tuple[int, RunSpec | None]] = {}
 
         def queue_warmup() -> None:
@@ -295,8 +313,11 @@ def execute(study: Study, *, jobs: int = 2, say: Callable[[str], None] = print) 
                         progress.run(spec, future.result())
                         continue
                     progress.warmup(seed, future.result())
-                    pending.update({pool.submit(train_run, r): (seed, r) for r in runs_of[seed]})
-                    queue_warmup()
+                    ready.add(seed)
+                    while order and order[0][0] in ready:  # the next seed in order
+                        first, specs = order.pop(0)
+                        pending.update({pool.submit(train_run, r): (first, r) for r in specs})
+                        queue_warmup()
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -106,3 +106,42 @@ def test_runs_are_ordered_seed_by_seed_finding_by_finding() -> None:
                 if k
                 not in {v for g in FINDINGS[: FINDINGS.index(finding) + 1] for v, _ in g.variants}
             )
+
+
+def test_parallel_execution_trains_the_seeds_in_the_order_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seed 1 (given first) has the slow warm-up: seed 0's, ready first, waits for it."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from or1.study import runner
+
+    events: list[tuple[str, int, str]] = []
+    lock = threading.Lock()
+
+    def warmup(preset: str, overrides: tuple[str, ...]) -> float:
+        seed = int(next(o for o in overrides if o.startswith("train.seed="))[11:])
+        time.sleep(0.3 if seed == 1 else 0.0)
+        with lock:
+            events.append(("warmup", seed, ""))
+        return 0.0
+
+    def train(spec: runner.RunSpec) -> dict:
+        with lock:
+            events.append(("run", spec.seed, spec.variant))
+        return {"skipped": True}
+
+    monkeypatch.setattr(runner, "prepare_warmup", warmup)
+    monkeypatch.setattr(runner, "train_run", train)
+    study = Study(StudySettings(seeds=(1, 0, 2)), Path("unused"))
+    said: list[str] = []
+    runner.execute(study, jobs=2, say=said.append, make_pool=ThreadPoolExecutor)
+    runs = [(seed, key) for kind, seed, key in events if kind == "run"]
+    assert [seed for seed, _ in runs] == [1] * 14 + [0] * 14 + [2] * 14
+    assert [key for _, key in runs[:14]] == [r.variant for r in runner.run_order(study)[0][1]]
+    warmups = [seed for kind, seed, _ in events if kind == "warmup"]
+    assert warmups[:2] == [0, 1] and warmups[2] == 2  # two at once; seed 2's after
+    assert events.index(("warmup", 2, "")) > events.index(("run", 1, "on-policy"))
+    assert sum("already done" in m for m in said) == 42
