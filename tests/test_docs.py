@@ -214,3 +214,17 @@ def test_every_setting_the_docs_name_exists() -> None:
                     continue
                 unknown.add(f"{page.relative_to(ROOT)}: {name}")
     assert not unknown, "settings that do not exist: " + ", ".join(sorted(unknown))
+
+
+def test_the_reference_and_the_recipe_name_every_released_code_value() -> None:
+    """What algo.variant=released-code changes (computed by validating both variants) is
+    marked in the reference and listed in the recipe page's released-code table."""
+    from or1.config.reference import released_code_values
+
+    released = released_code_values()
+    assert released["algo.entropy.delta"] == "0.0001"  # RELEASED_CODE_ENTROPY, by hand
+    assert "algo.variant" not in released and "algo.clip_high" not in released
+    rows = {line.split(" | ")[0].strip("| `"): line for line in reference_markdown().splitlines()}
+    assert "(released code: `0.0001`)" in rows["algo.entropy.delta"]
+    recipe = (ROOT / "docs" / "recipe.md").read_text()
+    assert [key for key in released if f"`{key}" not in recipe] == []

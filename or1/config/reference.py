@@ -135,6 +135,28 @@ def _docstring(model: type[BaseModel]) -> str:
     return "\n".join(first + rest).strip()
 
 
+# The smallest valid tree: one stage (the only required field).
+_ONE_STAGE = {"steps": 1, "max_response_length": 8, "batch_size": 1, "mini_batch_size": 1}
+
+
+def _leaf(tree: Any, key: str) -> Any:
+    for part in key.split("."):
+        tree = tree[0] if part == "N" else tree[part]
+    return tree
+
+
+def released_code_values() -> dict[str, str]:
+    """The settings ``algo.variant=released-code`` changes, with the released code's value
+    (computed by validating both variants, so it is what a run gets, not a copied list)."""
+    stage = {**_ONE_STAGE, "group_size": 2}
+    paper = Config.model_validate({"stages": [stage]}).model_dump(mode="json")
+    released = Config.model_validate(
+        {"stages": [stage], "algo": {"variant": "released-code"}}
+    ).model_dump(mode="json")
+    keys = [key for key in leaf_keys() if key != "algo.variant"]
+    return {k: _yaml(_leaf(released, k)) for k in keys if _leaf(released, k) != _leaf(paper, k)}
+
+
 def leaf_keys() -> list[str]:
     """The dotted key of every leaf setting (``stages.N.*`` for the stage list)."""
     return [row.key for section in sections() for row in section.rows]
@@ -161,6 +183,10 @@ def _code(text: str) -> str:
     return "`" + text.replace("|", pipe) + "`"
 
 
+def _released_note(value: str | None) -> str:
+    return "" if value is None else f" (released code: {_code(value)})"
+
+
 def reference_markdown() -> str:
     """The whole reference page: one table per section, in the tree's order."""
     out = [
@@ -171,10 +197,12 @@ def reference_markdown() -> str:
         "the command line as a dotted override (`algo.clip_high=0.265`, "
         "`stages.0.max_response_length=64`); `or1 config --preset NAME [overrides]` prints "
         "the resolved tree. Defaults are the paper's values wherever the paper gives one; "
-        "`stages.N` is the N-th stage of the schedule (0-based). See "
+        '`stages.N` is the N-th stage of the schedule (0-based). "released code" marks the '
+        "value `algo.variant=released-code` selects when the setting is left unset. See "
         "[Configuration](../configuration.md) for presets and overrides.",
         "",
     ]
+    released = released_code_values()
     for section in sections():
         title = f"`{section.key}`" if section.key else "Top level"
         out += [f"## {title}", ""]
@@ -189,7 +217,7 @@ def reference_markdown() -> str:
                 _cell(row.type),
                 _code(row.default),
                 _cell(row.bounds),
-                _cell(row.description),
+                _cell(row.description) + _released_note(released.get(row.key)),
             )
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
