@@ -31,7 +31,9 @@ Control messages (JSON; descriptors travel with SCM_RIGHTS):
                 with 3 descriptors per proc (job, stdout, stderr); two procs are joined
                 by a socketpair (descriptor 3 in each); {"op": "kill", "id": n}; {"op": "quit"}
   init -> host: {"op": "ready"}, {"op": "exit", "id": n, "status": [[code, signal], ...]}
-A run ends when its first proc ends; the others are then killed.
+A run ends when its first proc ends; the others are then killed. A judge + candidate
+run's judge is usually not forked: an idle judge server takes it (_judges.py), and
+"ends" means that server's "done".
 """
 
 import contextlib
