@@ -54,7 +54,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site as `make docs` builds it (strict: a warning is an error)."""
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", "mkdocs.yml"]
+    # No -q: mkdocs drops quieted warnings before --strict counts them.
+    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml"]
     done = subprocess.run(
         [*cmd, "-d", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
