@@ -59,9 +59,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run(
         [*cmd, "-d", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
+    output = done.stdout + done.stderr
+    warnings = [line for line in output.splitlines() if "WARNING" in line or line.startswith("  -")]
     assert done.returncode == 0, (
         "mkdocs build --strict failed (is the docs extra installed? pip install -e '.[docs]'; "
-        f"a page in docs/ must be in mkdocs.yml's nav):\n{done.stdout}\n{done.stderr}"
+        f"a page in docs/ must be in mkdocs.yml's nav): {' '.join(warnings) or output}"
     )
     return out
 
