@@ -32,6 +32,7 @@ ALL_COLUMNS = [
     "kept_group_fraction",
     "clip_frac",
     "approx_kl",
+    "entropy_vs_start",  # the entropy-collapse panel (or1/report/entropy.py)
     "rollout_seconds",
     "reward_seconds",
     "update_seconds",

@@ -12,6 +12,12 @@ plain floats) out. Shape letters used in every docstring of this package:
 
 from or1.algo.advantages import GRPO_EPS, group_advantages
 from or1.algo.entropy import AdaptiveEntropyController, FixedEntropyCoef, token_entropy
+from or1.algo.entropy_diagnosis import (
+    AutoTargetEntropyController,
+    CollapseSignals,
+    EntropyCollapseAlarm,
+    likely_causes,
+)
 from or1.algo.filters import (
     drop_solved,
     group_accuracy,
@@ -40,6 +46,9 @@ __all__ = [
     "KL_KINDS",
     "POLICY_LOSSES",
     "AdaptiveEntropyController",
+    "AutoTargetEntropyController",
+    "CollapseSignals",
+    "EntropyCollapseAlarm",
     "FixedEntropyCoef",
     "aggregate_tokens",
     "avg_at_k",
@@ -49,6 +58,7 @@ __all__ = [
     "gspo_loss",
     "keep_by_pass_rate",
     "kl_penalty",
+    "likely_causes",
     "loss_normalizer",
     "micro_token_mean_normalizer",
     "pass_at_k",

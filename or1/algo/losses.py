@@ -159,12 +159,22 @@ def _masked_mean(values: Tensor, keep: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def _ratio_stats(log_ratio: Tensor, clip_active: Tensor, keep: Tensor) -> dict[str, Tensor]:
-    """Detached diagnostics over response tokens (token means, not ``normalizer``-scaled)."""
+def _ratio_stats(
+    log_ratio: Tensor, clip_active: Tensor, keep: Tensor, adv: Tensor
+) -> dict[str, Tensor]:
+    """Detached diagnostics over response tokens (token means, not ``normalizer``-scaled).
+
+    The clipped branch is active at 1 + clip_high only for a positive advantage and at
+    1 - clip_low only for a negative one, so the advantage's sign tells the side
+    (``clip_frac_high`` / ``clip_frac_low``, read by the entropy-collapse diagnosis).
+    """
     ratio = log_ratio.exp()
     ratio_masked = torch.where(keep, ratio, torch.zeros_like(ratio)).flatten()
+    clip = clip_active.to(ratio.dtype)
     return {
-        "clip_frac": _masked_mean(clip_active.to(ratio.dtype), keep),
+        "clip_frac": _masked_mean(clip, keep),
+        "clip_frac_high": _masked_mean(clip * (adv > 0), keep),
+        "clip_frac_low": _masked_mean(clip * (adv < 0), keep),
         "approx_kl": _masked_mean(-log_ratio, keep),  # k1: mean(old_logp - logp)
         "ratio_mean": _masked_mean(ratio, keep),
         # ratios are > 0, so the padded zero only wins when there is no response token
@@ -231,7 +241,7 @@ def policy_loss(
     clipped = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     per_token = torch.maximum(unclipped, clipped)
     loss = aggregate_tokens(per_token, keep, aggregation, normalizer=normalizer)
-    return loss, _ratio_stats(log_ratio.detach(), clipped > unclipped, keep)
+    return loss, _ratio_stats(log_ratio.detach(), clipped > unclipped, keep, adv)
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, mask: Tensor, *, kind: str = "k3") -> Tensor:
@@ -312,7 +322,7 @@ def gspo_loss(
     clipped = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     per_token = torch.maximum(unclipped, clipped)
     loss = aggregate_tokens(per_token, keep, aggregation, normalizer=normalizer)
-    stats = _ratio_stats(token_log_ratio.detach(), clipped > unclipped, keep)
+    stats = _ratio_stats(token_log_ratio.detach(), clipped > unclipped, keep, adv)
     stats["approx_kl"] = _masked_mean(-log_ratio.detach(), keep)
     return loss, stats
 

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from or1.config.base import Section
+
+
+class EntropyAlarmConfig(Section):
+    """The entropy-collapse alarm (or1/algo/entropy_diagnosis.py; not in the paper): a
+    warning, the ``entropy_collapse`` metric and a report panel naming the likely causes
+    when the sampled entropy falls below ``fraction`` of its start within ``within`` steps.
+    It only watches: training is the same with it on or off."""
+
+    enabled: bool = Field(True, description="watch for an entropy collapse")
+    fraction: float = Field(
+        0.5, gt=0, lt=1, description="alarm when entropy falls below this share of its start"
+    )
+    within: int | None = Field(
+        100, gt=0, description="... within this many first steps (null: the whole run)"
+    )
+    window: int = Field(5, gt=0, description="steps averaged for the start and current entropy")
 
 
 class EntropyConfig(Section):
@@ -15,7 +31,18 @@ class EntropyConfig(Section):
     mode: Literal["adaptive", "fixed", "off"] = Field(
         "adaptive", description="adaptive: the paper's controller; fixed: coef; off: none"
     )
-    target: float = Field(0.2, ge=0, description="target entropy (nats per token)")
+    # "auto" (or1/algo/entropy_diagnosis.py, not in the paper): target = auto_fraction x
+    # the mean entropy of the first auto_steps updates, since a fixed 0.2 never triggers
+    # on some models and always on others.
+    target: float | Literal["auto"] = Field(
+        0.2, description="target entropy (nats per token), or auto: measured (auto_*)"
+    )
+    auto_fraction: float = Field(
+        0.5, gt=0, le=1, description="target: auto sets the target to this share of e_start"
+    )
+    auto_steps: int = Field(
+        5, gt=0, description="target: auto measures e_start over this many first updates"
+    )
     delta: float = Field(
         0.005, ge=0, description="controller step per update (released code: 1e-4)"
     )
@@ -34,6 +61,17 @@ class EntropyConfig(Section):
         description="e_k from the rollout engine's sampling log-probs (paper) or the "
         "trainer's recomputed ones before the update (released code)",
     )
+    alarm: EntropyAlarmConfig = Field(
+        default_factory=lambda: EntropyAlarmConfig(),
+        description="the entropy-collapse alarm (a warning and metrics; training unchanged)",
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _target_not_negative(cls, target: float | str) -> float | str:
+        if isinstance(target, float | int) and target < 0:
+            raise ValueError(f"the target entropy must be >= 0 or auto, got {target}")
+        return target
 
 
 # Where the released training code departs from the paper (RECIPE.md); applied by

@@ -29,11 +29,13 @@ from typing import Any
 
 from or1.report.data import RunData, load_run
 from or1.report.draw import Panel, _atomic_write, _render_panel, _Rendered
+from or1.report.entropy import ENTROPY_PANELS
 from or1.report.groups import GROUP_PANELS
 from or1.report.overlay import compare_runs, plot_overlay
 from or1.report.plots import PANELS as BASE_PANELS
 
-PANELS = (*BASE_PANELS, *GROUP_PANELS)  # the per-ability/per-source panels last
+# the entropy diagnosis after the base panels, the per-ability/per-source panels last
+PANELS = (*BASE_PANELS, *ENTROPY_PANELS, *GROUP_PANELS)
 
 __all__ = ["PANELS", "compare_runs", "load_run", "plot_overlay", "write_report"]
 
@@ -158,6 +160,8 @@ def _html(run: RunData, rendered: list[_Rendered], not_logged: list[Panel]) -> s
         parts.append(
             f"<figure id='{item.panel.key}'><img src=\"data:image/png;base64,{data}\" alt='{alt}'>"
         )
+        if item.note:
+            parts.append(f"<figcaption class='note'>{html.escape(item.note)}</figcaption>")
         if item.missing:
             parts.append(
                 f"<figcaption class='missing'>not logged: "

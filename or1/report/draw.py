@@ -35,6 +35,8 @@ class Panel:
     ylabel: str
     columns: tuple[str, ...]  # what the panel looks for, to say what was not logged
     draw: Callable[[Axes, RunData], list[str]]
+    # A sentence under the plot (e.g. the likely causes of an entropy collapse), or None.
+    note: Callable[[RunData], str | None] | None = None
 
 
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -160,6 +162,7 @@ class _Rendered:
     panel: Panel
     png: bytes
     missing: list[str]
+    note: str | None = None
 
 
 def _render_panel(panel: Panel, run: RunData) -> _Rendered | None:
@@ -170,4 +173,5 @@ def _render_panel(panel: Panel, run: RunData) -> _Rendered | None:
     _mark_stages(ax, run)
     _finish(fig, title=panel.title, ylabel=panel.ylabel)
     missing = [c for c in panel.columns if c not in drawn]
-    return _Rendered(panel, _png_bytes(fig), missing)
+    note = panel.note(run) if panel.note is not None else None
+    return _Rendered(panel, _png_bytes(fig), missing, note)

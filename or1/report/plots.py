@@ -67,6 +67,9 @@ def _draw_entropy(ax: Axes, run: RunData) -> list[str]:
     drawn = _plot_columns(ax, run, ["entropy_sampled", "entropy_full"])
     target = run.config_get("algo.entropy.target")
     mode = run.config_get("algo.entropy.mode")
+    if target == "auto":  # measured at the start of the run: logged as entropy_target
+        _, values = run.series("entropy_target")
+        target = float(values[-1]) if len(values) else None
     # The target only steers the coefficient in adaptive mode; elsewhere it would mislead.
     if drawn and is_number(target) and mode in (None, "adaptive"):
         ax.axhline(target, color="crimson", linestyle=":", linewidth=1.2, label=f"target {target}")

@@ -60,6 +60,10 @@ def test_hand_computed_stats():
     logp, old, adv, mask = hand_batch()
     _, stats = policy_loss(logp, old, adv, mask)
     assert stats["clip_frac"].item() == pytest.approx(2 / 5)  # tokens (0, 0) and (1, 1)
+    # (0, 0): ratio 1.5, A = +1 clipped at 1.2 (high side); (1, 1): ratio 0.7, A = -1
+    # clipped at 0.8 (low side).
+    assert stats["clip_frac_high"].item() == pytest.approx(1 / 5)
+    assert stats["clip_frac_low"].item() == pytest.approx(1 / 5)
     assert stats["ratio_mean"].item() == pytest.approx((1.5 + 0.5 + 1.0 + 1.1 + 0.7) / 5)
     assert stats["ratio_max"].item() == pytest.approx(1.5)
     # k1: mean(old - logp) = -mean(log r) over the 5 response tokens
@@ -108,6 +112,8 @@ def test_empty_mask_gives_zero_loss_and_stats():
     assert loss.item() == 0.0
     assert {k: v.item() for k, v in stats.items()} == {
         "clip_frac": 0.0,
+        "clip_frac_high": 0.0,
+        "clip_frac_low": 0.0,
         "approx_kl": 0.0,
         "ratio_mean": 0.0,
         "ratio_max": 0.0,

@@ -10,10 +10,17 @@ import torch
 
 import or1.algo
 
-MODULES = ["advantages", "entropy", "filters", "losses", "metrics"]
+MODULES = ["advantages", "entropy", "entropy_diagnosis", "filters", "losses", "metrics"]
 ALGO_DIR = Path(or1.algo.__file__).parent
 # The pure core may only import these (no I/O, no torch.distributed, no models, no config).
-ALLOWED_IMPORTS = {"torch", "torch.utils.checkpoint", "math", "typing", "collections.abc"}
+ALLOWED_IMPORTS = {
+    "torch",
+    "torch.utils.checkpoint",
+    "math",
+    "typing",
+    "collections.abc",
+    "dataclasses",
+}
 
 
 @pytest.mark.parametrize("name", MODULES)
