@@ -135,6 +135,14 @@ class AlgoConfig(Section):
     truncated_reward: Literal["zero", "graded"] = Field(
         "zero", description="zero: a truncated response scores 0; graded: scored as any other"
     )
+    # Refill after rejection (or1/refill.py; DAPO's dynamic sampling, not in the paper):
+    # oversample draws fresh prompts until batch_size groups are not uniform.
+    refill: Literal["none", "oversample"] = Field(
+        "none", description="none: the batch shrinks (paper); oversample: refill it"
+    )
+    refill_max_rounds: int = Field(
+        4, ge=1, description="refill: oversample draws at most this many extra rounds"
+    )
     online_filter: bool = Field(
         True, description="each stage drops prompts solved every time in the previous one"
     )
