@@ -53,6 +53,17 @@ class StageSwitch:
         return f"{where} after step {self.step}: the stage ran its steps"
 
 
+def stage_metrics(schedule: StageSchedule, switch: StageSwitch | None) -> dict[str, float]:
+    """The step's metrics of the controller: ``truncation_ratio_window`` (the windowed
+    mean of the stage just run, once its window is full) and ``stage_advanced_early``
+    (1 on the step whose truncation moved the run to the next stage)."""
+    mean = switch.window_mean if switch is not None else schedule.current_window_mean()
+    out = {} if mean is None else {"truncation_ratio_window": mean}
+    if switch is not None and switch.reason == "truncation":
+        out["stage_advanced_early"] = 1.0
+    return out
+
+
 def window_mean(ratios: Sequence[float], window: int) -> float | None:
     """Mean of the last ``window`` ratios; None while fewer than ``window`` were seen.
 

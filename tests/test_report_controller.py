@@ -9,7 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from or1.report import load_run, write_report
-from or1.report.plots import _draw_entropy
+from or1.report.plots import _draw_entropy, _draw_truncation
 
 CONFIG = """\
 rollout: {temperature: 0.6}
@@ -67,3 +67,27 @@ def test_the_entropy_panel_draws_the_measured_auto_target(tmp_path: Path) -> Non
     _draw_entropy(ax, load_run(_run(tmp_path, fire_at=None)))
     labels = [line.get_label() for line in ax.lines]
     assert "target 0.2" in labels  # from the entropy_target column (config says auto)
+
+
+def test_the_truncation_panel_marks_an_early_stage_switch(tmp_path: Path) -> None:
+    run = tmp_path / "switch"
+    run.mkdir()
+    rows = [
+        {"step": s, "stage": 0 if s <= 6 else 1, "truncation_ratio": 0.1 * s}
+        | ({"truncation_ratio_window": 0.1 * s - 0.1} if 3 <= s <= 6 else {})
+        | ({"stage_advanced_early": 1.0} if s == 6 else {})
+        for s in range(1, 11)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "config.yaml").write_text(
+        "stages:\n  - {steps: 20, advance_at_truncation: 0.5}\n  - {steps: 4}\n"
+    )
+    fig = Figure()
+    ax = fig.add_subplot()
+    drawn = _draw_truncation(ax, load_run(run))
+    assert drawn == ["truncation_ratio", "truncation_ratio_window"]
+    lines = {line.get_label(): line for line in ax.lines}
+    threshold = lines["advance_at_truncation"]
+    assert list(threshold.get_xdata()) == [1, 2, 3, 4, 5, 6]  # stage 0 only
+    assert set(threshold.get_ydata()) == {0.5}
+    assert list(lines["advanced early"].get_xdata()) == [6, 6]

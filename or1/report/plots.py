@@ -121,6 +121,35 @@ def _draw_clip_kl(ax: Axes, run: RunData) -> list[str]:
     return drawn
 
 
+def _draw_truncation(ax: Axes, run: RunData) -> list[str]:
+    """The ratio, and with the stage controller (or1/schedule.py) its windowed mean,
+    each stage's advance_at_truncation and a marker where it moved the run on early."""
+    drawn = _plot_columns(ax, run, ["truncation_ratio", "truncation_ratio_window"])
+    stages = run.config_get("stages")
+    thresholds = (
+        [s.get("advance_at_truncation") if isinstance(s, dict) else None for s in stages]
+        if isinstance(stages, list)
+        else []
+    )
+    points = [
+        (r["step"], thresholds[r["stage"]])
+        for r in run.rows
+        if isinstance(r.get("stage"), int)
+        and 0 <= r["stage"] < len(thresholds)
+        and is_number(thresholds[r["stage"]])
+    ]
+    if drawn and points:
+        xs, ys = zip(*points, strict=True)
+        ax.plot(
+            xs, ys, color="crimson", linestyle=":", linewidth=1.2, label="advance_at_truncation"
+        )
+    early = [r["step"] for r in run.rows if r.get("stage_advanced_early")]
+    for i, step in enumerate(early):
+        label = "advanced early" if i == 0 else None
+        ax.axvline(step, color="crimson", linewidth=1.4, label=label)
+    return drawn
+
+
 TIME_COLUMNS = ("rollout_seconds", "reward_seconds", "update_seconds")
 
 
@@ -167,7 +196,7 @@ PANELS: tuple[Panel, ...] = (
         "Truncation ratio",
         "fraction truncated",
         ("truncation_ratio",),
-        _columns_panel("truncation_ratio"),
+        _draw_truncation,
     ),
     Panel(
         "kept_groups",
