@@ -43,7 +43,8 @@ from or1.data.sampler import PromptSampler
 from or1.engine.hf_rollout import HFRolloutEngine
 from or1.engine.rollout import SamplingParams
 from or1.evaluate import evaluate_problems
-from or1.trainer import Trainer, stage_of
+from or1.stages import stage_of
+from or1.trainer import Trainer
 
 EVAL_SEED, K, EVAL_TOKENS = 1234, 8, 64
 

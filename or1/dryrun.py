@@ -424,4 +424,5 @@ def _stages(cfg: Config) -> str:
         for i, s in enumerate(cfg.stages, 1)
     )
     limit = f" (train.max_steps={cfg.train.max_steps})" if cfg.train.max_steps else ""
-    return f"{stages}; {cfg.total_steps} steps in all{limit}"
+    at_most = "at most " if any(s.advance_at_truncation for s in cfg.stages) else ""  # advance
+    return f"{stages}; {at_most}{cfg.total_steps} steps in all{limit}"

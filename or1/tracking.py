@@ -54,6 +54,8 @@ TRACKER_NAMES: dict[str, str] = {
     # actor/: the policy update
     "pg_loss": "actor/pg_loss",
     "clip_frac": "actor/clip_frac",
+    "clip_frac_high": "actor/clip_frac_high",  # clipped at 1 + clip_high (A > 0)
+    "clip_frac_low": "actor/clip_frac_low",  # clipped at 1 - clip_low (A < 0)
     "approx_kl": "actor/approx_kl",  # to the behaviour (old) policy
     "kl_ref": "actor/kl_ref",  # to the reference policy (algo.kl_beta > 0)
     "ratio_mean": "actor/ratio_mean",
@@ -62,6 +64,9 @@ TRACKER_NAMES: dict[str, str] = {
     "entropy_sampled": "actor/entropy_sampled",  # the controller's e_k
     "entropy_coef": "actor/entropy_coef",  # alpha_k used this step
     "entropy_coef_next": "actor/entropy_coef_next",  # the controller's c after the step
+    "entropy_target": "actor/entropy_target",  # the adaptive target (auto: once measured)
+    "entropy_vs_start": "actor/entropy_vs_start",  # collapse alarm: entropy / its start
+    "entropy_collapse": "actor/entropy_collapse",  # 1 from the step the alarm fired
     "grad_norm": "actor/grad_norm",
     "lr": "actor/lr",
     "rollout_logp_diff": "actor/rollout_logp_diff",
@@ -76,6 +81,12 @@ TRACKER_NAMES: dict[str, str] = {
     "tokens_per_second": "rollout/tokens_per_second",
     "active_prompts": "rollout/active_prompts",
     "stage": "rollout/stage",
+    "truncation_ratio_window": "rollout/truncation_ratio_window",  # stage controller
+    "stage_advanced_early": "rollout/stage_advanced_early",
+    "refill_rounds": "rollout/refill_rounds",  # algo.refill=oversample
+    "sampled_prompts": "rollout/sampled_prompts",
+    "update_groups": "rollout/update_groups",
+    "batch_fill": "rollout/batch_fill",
     # reward/: how it scored
     "reward_mean": "reward/mean",
     "accuracy": "reward/accuracy",

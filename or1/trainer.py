@@ -4,7 +4,8 @@ policy update -> entropy control -> log / checkpoint.
 Departures from the paper, each a setting whose default is the paper's value:
 ``algo.truncation`` (mask = ablation), ``algo.online_filter``, ``algo.kl_beta``,
 ``algo.entropy.*`` (released-code values), ``algo.reuse_epochs`` and the stage's
-``mini_batch_size`` (N_SGD > 1 = off-policy ablations).
+``mini_batch_size`` (N_SGD > 1 = off-policy ablations). Beyond the paper (docs/controller.md):
+``stages.N.advance_at_truncation``, ``algo.entropy.target: auto``, ``algo.refill``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from or1.config import Config, StageConfig
 from or1.data.problem import Problem
 from or1.data.sampler import PromptSampler
 from or1.engine.rollout import SamplingParams
+from or1.entropy_watch import EntropyWatch, entropy_target
 from or1.errors import DataError
 from or1.evaluate import (
     EvalResult,
@@ -52,12 +54,14 @@ from or1.evaluate import (
 )
 from or1.objective import magic_loss
 from or1.progress import progress_bar, step_fields
+from or1.refill import Scored, sample_with_refill
 from or1.resume import open_run, restore
 from or1.rewards import rewards_from_config, score_rollouts
 from or1.rewards.scoring import require_sandbox, step_breakdown
 from or1.run_outputs import write_samples, write_summary
 from or1.rundir import config_text, ensure_run_dir
-from or1.stages import is_stage_end, online_filter, stage_of
+from or1.schedule import StageSchedule, stage_metrics
+from or1.stages import online_filter
 from or1.step_metrics import mean_neg_logp, rollout_metrics, trainer_entropy, update_metrics
 from or1.tracking import device_metrics
 from or1.types import RolloutBatch
@@ -115,6 +119,8 @@ class Trainer:
             engines.sync_weights,
         )
         self.controller = make_entropy_controller(cfg)
+        self.schedule = StageSchedule(cfg.stages)  # stage controller (or1/schedule.py)
+        self.entropy_watch = EntropyWatch(cfg)  # the entropy-collapse alarm
         self.sampler = PromptSampler(list(self.by_uid), seed=cfg.train.seed)
         self.step = 0
         self.stage_index = 0
@@ -163,14 +169,14 @@ class Trainer:
         return results
 
     # ---- one step ----------------------------------------------------------------
-    def train_step(self, stage: StageConfig) -> dict[str, float]:
-        cfg = self.cfg
+    def _draw(self, stage: StageConfig, n: int) -> Scored:
+        """Sample ``n`` fresh prompts, roll them out and score them."""
         t0 = time.perf_counter()
-        problems = [self.by_uid[u] for u in self.sampler.next_batch(stage.batch_size)]
+        problems = [self.by_uid[u] for u in self.sampler.next_batch(n)]
         params = SamplingParams(
             n=stage.group_size,
-            temperature=cfg.rollout.temperature,
-            top_p=cfg.rollout.top_p,
+            temperature=self.cfg.rollout.temperature,
+            top_p=self.cfg.rollout.top_p,
             max_tokens=stage.max_response_length,
         )
         rollouts = self.engine.generate([self.prompt_ids(p) for p in problems], params)
@@ -178,10 +184,24 @@ class Trainer:
         texts = self.decode(rollouts.response_ids)
         verdicts = score_rollouts(problems, rollouts.group_ids, texts, rewards=self.rewards)
         graded = torch.tensor([v.reward for v in verdicts], dtype=torch.float32)
-        truncated = torch.tensor(rollouts.truncated, dtype=torch.bool)
         rewards = graded
-        if cfg.algo.truncated_reward == "zero":
-            rewards = zero_truncated_rewards(graded, truncated)
+        if self.cfg.algo.truncated_reward == "zero":
+            rewards = zero_truncated_rewards(graded, torch.tensor(rollouts.truncated))
+        seconds = {"rollout_seconds": t1 - t0, "reward_seconds": time.perf_counter() - t1}
+        return Scored(problems, rollouts, texts, verdicts, graded, rewards, seconds)
+
+    def train_step(self, stage: StageConfig) -> dict[str, float]:
+        cfg = self.cfg
+        # One round of batch_size prompts; algo.refill=oversample adds rounds (or1/refill.py).
+        scored, update, refill = sample_with_refill(
+            functools.partial(self._draw, stage),
+            batch_size=stage.batch_size,
+            mode=cfg.algo.refill,
+            max_rounds=cfg.algo.refill_max_rounds,
+        )
+        problems, rollouts, texts = scored.problems, scored.rollouts, scored.texts
+        verdicts, graded, rewards = scored.verdicts, scored.graded, scored.rewards
+        truncated = torch.tensor(rollouts.truncated, dtype=torch.bool)
         t2 = time.perf_counter()
         group_ids = torch.tensor(rollouts.group_ids)
         ids, accuracy = group_accuracy(rewards, group_ids)
@@ -191,9 +211,8 @@ class Trainer:
         metrics = rollout_metrics(rewards, graded, truncated, lengths, stage=stage)
         metrics.update(
             active_prompts=len(self.sampler.active),
-            rollout_seconds=t1 - t0,
-            reward_seconds=t2 - t1,
-            tokens_per_second=rollouts.num_tokens / max(t1 - t0, 1e-9),
+            **scored.seconds,
+            tokens_per_second=rollouts.num_tokens / max(scored.seconds["rollout_seconds"], 1e-9),
         )
         # accuracy/<ability>, accuracy/src/<source>, ... and code_reward_hack_attempts
         answered = [problems[g] for g in rollouts.group_ids]
@@ -208,8 +227,11 @@ class Trainer:
             texts=texts,
             rewards=rewards.tolist(),
         )
-        batch, info = build_batch(rollouts, rewards, pad_id=self.tokenizer.pad_token_id, cfg=cfg)
+        pad = self.tokenizer.pad_token_id
+        batch, info = build_batch(update.rollouts, update.rewards, pad_id=pad, cfg=cfg)
         metrics.update(info)
+        if cfg.algo.refill != "none":
+            metrics.update(refill)  # rounds, prompts, kept fraction over every round
         if batch is None:
             log.warning("step %d: every group had uniform rewards; skipping the update", self.step)
             metrics["update_seconds"] = 0.0
@@ -246,6 +268,7 @@ class Trainer:
             entropy_sampled=sampled_entropy,
             entropy_coef=alpha,
             entropy_coef_next=getattr(self.controller, "value", alpha),
+            **entropy_target(self.controller),
             n_sgd=len(rows),
             kept_sequences=len(batch),
         )
@@ -267,6 +290,8 @@ class Trainer:
             "stage_accuracy": self.stage_accuracy,
             "sampler": self.sampler.state_dict(),
             "controller": self.controller.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "entropy_watch": self.entropy_watch.state_dict(),
             "elapsed": self.elapsed,
             "base_eval": self.base_eval,
             "model_info": self.model_info,
@@ -292,6 +317,12 @@ class Trainer:
         self.stage_accuracy = dict(s["stage_accuracy"])
         self.sampler.load_state_dict(s["sampler"])
         self.controller.load_state_dict(s["controller"])
+        if "schedule" in s:
+            self.schedule.load_state_dict(s["schedule"])
+        else:  # a checkpoint from before the stage controller: a fixed schedule
+            self.schedule = StageSchedule.at_step(self.cfg.stages, self.step)
+        if "entropy_watch" in s:
+            self.entropy_watch.load_state_dict(s["entropy_watch"])
         self.elapsed = float(s["elapsed"])
         base = s.get("base_eval") or []
         self.base_eval = [base] if isinstance(base, dict) else list(base)  # dict: before 11-26
@@ -320,12 +351,15 @@ class Trainer:
             "RL steps", total, show=self.show, line_every=0, completed=self.step
         )
         with logger, steps_bar as bar:
-            while self.step < total:
+            while self.step < total and not self.schedule.finished:
                 self.step += 1
-                index = stage_of(cfg.stages, self.step)
-                self.enter_stage(index)
+                index = self.schedule.index
+                self.enter_stage(index)  # the online filter runs here on a new stage
                 metrics = self.train_step(cfg.stages[index])
                 metrics["stage"] = index
+                switch = self.schedule.record(self.step, metrics["truncation_ratio"])
+                metrics.update(stage_metrics(self.schedule, switch))
+                metrics.update(self.entropy_watch.observe(self.step, metrics))
                 metrics["step_seconds"] = sum(metrics.get(k, 0.0) for k in STEP_PARTS)
                 self.elapsed = time.perf_counter() - start
                 metrics["wall_seconds"] = self.elapsed
@@ -333,10 +367,12 @@ class Trainer:
                 metrics.update(device_metrics())
                 logger.log(self.step, metrics)
                 bar.advance(1, **step_fields(metrics, stages=len(cfg.stages)))
-                stage_end = is_stage_end(cfg.stages, self.step, index)
-                if self.step % cfg.train.checkpoint_every == 0 or stage_end or self.step == total:
+                if switch is not None:  # checkpointed: a resume switches alike
+                    log.info(switch.message())
+                end = self.step == total or self.schedule.finished
+                if self.step % cfg.train.checkpoint_every == 0 or switch or end:
                     self.save()
-                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < total:
+                if cfg.eval.every and self.step % cfg.eval.every == 0 and not end:
                     for result in self.evaluate(f"step_{self.step}"):
                         logger.log_eval(self.step, result.summary())
                 _fault_injection(self.step)
@@ -353,6 +389,8 @@ class Trainer:
             "seed": self.cfg.train.seed,
             "k": self.cfg.eval.samples,
             "steps": self.step,
+            "stage_starts": self.schedule.stage_starts(),
+            "entropy_collapse": self.entropy_watch.summary(),
             "wall_seconds": self.elapsed,
             "setup_seconds": self.setup_seconds,
             "model": self.model_info,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from or1.tracking import OTHER_PREFIX, tracker_name
 from or1.trainer import TIMING_METRICS
 
 pytestmark = pytest.mark.slow
@@ -81,6 +82,9 @@ def test_a_truncation_switch_resumes_exactly(small_args: list[str], tmp_path: Pa
     assert "truncation_ratio_window" not in a[1]  # the window of 3 was not full yet
     assert all("entropy_target" in r for r in a[1:]) and "entropy_target" not in a[0]
     assert len({r["entropy_sampled"] for r in a}) > 1
+    assert all(r["batch_fill"] <= 1.0 and r["refill_rounds"] <= 1 for r in a)
+    keys = {k for r in a for k in r} - {"step"}
+    assert not [k for k in keys if tracker_name(k).startswith(OTHER_PREFIX)]  # all named
     summary = json.loads((runs / "straight" / "summary.json").read_text())
     assert summary["stage_starts"] == [1, 4] and summary["steps"] == 6
     assert "stage 1 -> 2 after step 3: the truncation ratio averaged" in straight.stderr

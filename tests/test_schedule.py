@@ -139,3 +139,12 @@ def test_config_checks_of_the_controller() -> None:
 @pytest.mark.parametrize("preset", ["tiny-arith", "skywork-or1-7b", "skywork-or1-math-7b"])
 def test_presets_keep_fixed_steps(preset: str) -> None:
     assert all(s.advance_at_truncation is None for s in load_config(preset, []).stages)
+
+
+def test_the_dry_run_says_the_steps_are_a_maximum() -> None:
+    from or1.dryrun import _stages
+
+    fixed = load_config("tiny-arith", [])
+    assert "; 160 steps in all" in _stages(fixed)
+    early = load_config("tiny-arith", ["stages.0.advance_at_truncation=0.3"])
+    assert "; at most 160 steps in all" in _stages(early)

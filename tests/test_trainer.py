@@ -7,7 +7,8 @@ import pytest
 
 from or1.config import Config, load_config
 from or1.rewards.verdict import Verdict
-from or1.trainer import Trainer, make_entropy_controller, stage_of
+from or1.stages import stage_of
+from or1.trainer import Trainer, make_entropy_controller
 
 
 def test_stage_of_maps_steps_to_stages() -> None:

@@ -45,6 +45,10 @@ class EntropyController(Protocol):
 
     def update(self, entropy: float) -> float: ...
 
+    def begin_step(self, entropy: float | None) -> float: ...
+
+    def end_step(self, entropy: float | None) -> None: ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -66,6 +70,8 @@ class AutoTargetEntropyController:
             with the run's delta and caps); called once, when the target is known.
         fraction: Share of the measured entropy the target is set to (0.5).
         steps: Updates measured before the target is set (>= 1).
+        gate: The inner controller's gate timing (``AdaptiveEntropyController``):
+            "current" measures e_k in ``begin_step``, "previous" in ``end_step``.
 
     Example:
         >>> from or1.algo import AdaptiveEntropyController
@@ -80,13 +86,19 @@ class AutoTargetEntropyController:
     """
 
     def __init__(
-        self, make: Callable[[float], EntropyController], *, fraction: float, steps: int
+        self,
+        make: Callable[[float], EntropyController],
+        *,
+        fraction: float,
+        steps: int,
+        gate: str = "current",
     ) -> None:
         if fraction <= 0:
             raise ValueError(f"fraction must be > 0, got {fraction}")
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.make, self.fraction, self.steps = make, float(fraction), int(steps)
+        self.gate = gate
         self.measured: list[float] = []
         self.target: float | None = None
         self.inner: EntropyController | None = None
@@ -111,6 +123,33 @@ class AutoTargetEntropyController:
             self._set_target()
         assert self.inner is not None
         return self.inner.update(e)
+
+    def _measured_enough(self, entropy: float) -> bool:
+        """Record one measurement; True once the target is set."""
+        self.measured.append(_finite(entropy))
+        if len(self.measured) >= self.steps:
+            self._set_target()
+        return self.inner is not None
+
+    def begin_step(self, entropy: float | None) -> float:
+        """alpha_k before step k's update (the trainer's call; see ``AdaptiveEntropyController
+        .begin_step``). Gate "current": as ``update``; "previous": 0 until the target is set."""
+        if self.gate == "current":
+            if entropy is None:
+                raise ValueError("gate 'current' needs this step's entropy before the update")
+            return self.update(entropy)
+        return 0.0 if self.inner is None else self.inner.begin_step(None)
+
+    def end_step(self, entropy: float | None) -> None:
+        """After step k: gate "previous" measures e_k here (then moves the coefficient)."""
+        if self.gate == "current":
+            return
+        if entropy is None:
+            raise ValueError("gate 'previous' needs the step's entropy after the update")
+        if self.inner is None and not self._measured_enough(entropy):
+            return
+        assert self.inner is not None
+        self.inner.end_step(entropy)
 
     def _set_target(self) -> None:
         self.target = self.fraction * sum(self.measured) / len(self.measured)

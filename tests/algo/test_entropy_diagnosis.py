@@ -106,3 +106,24 @@ def test_likely_causes_from_the_signals(signals: CollapseSignals, keys: list[str
 def test_cause_texts_quote_the_run_values() -> None:
     (n_sgd, high) = likely_causes(CollapseSignals(4, 0.0, 0.025, 1.0, 0.0, clip_high=0.28))
     assert "N_SGD = 4" in n_sgd[1] and "2.50%" in high[1] and "1.28" in high[1]
+
+
+def test_auto_target_with_the_released_gate_measures_after_each_step() -> None:
+    """gate "previous": e_k arrives in end_step; alpha_k is gated by e_{k-1}."""
+    ctl = AutoTargetEntropyController(
+        lambda t: AdaptiveEntropyController(target=t, delta=0.01, gate="previous"),
+        fraction=0.5,
+        steps=2,
+        gate="previous",
+    )
+    alphas = []
+    for e in (0.4, 0.2, 0.1, 0.1):
+        alphas.append(ctl.begin_step(None))
+        ctl.end_step(e)
+    # target after e_2: 0.5 * 0.3 = 0.15; e_2 = 0.2 above it closes the gate (c stays 0);
+    # e_3 = 0.1 below: c_4 = 0.01, gate open for step 4; e_4 below: c_5 = 0.02.
+    assert ctl.target == pytest.approx(0.15)
+    assert alphas == pytest.approx([0.0, 0.0, 0.0, 0.01])
+    assert ctl.begin_step(None) == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="after the update"):
+        ctl.end_step(None)
