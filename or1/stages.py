@@ -1,4 +1,5 @@
-"""Stages of a run: which stage a step is in, where a stage ends, and the online filter
+"""Stages of a run: which stage a step is in (fixed steps; or1/schedule.py decides where
+a stage ends when it may end early), and the online filter
 applied when a new stage starts (RECIPE: drop prompts solved with accuracy 1 in the
 previous stage; ``algo.online_filter=false`` turns it off)."""
 
@@ -21,11 +22,6 @@ def stage_of(stages: list[StageConfig], step: int) -> int:
         if step <= end:
             return index
     return len(stages) - 1
-
-
-def is_stage_end(stages: list[StageConfig], step: int, index: int) -> bool:
-    """Is ``step`` (1-based) the last step of stage ``index``?"""
-    return step == sum(s.steps for s in stages[: index + 1])
 
 
 def online_filter(sampler: PromptSampler, accuracy: dict[str, float], *, stage_number: int) -> None:
