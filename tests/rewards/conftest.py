@@ -18,7 +18,7 @@ import pytest
 
 from or1.rewards import sandbox, sandbox_host
 
-WEAK_REASON = "the weak rlimit mode does not isolate programs (README: Sandbox guarantees)"
+WEAK_REASON = "the weak rlimit mode does not isolate programs (docs/sandbox.md)"
 
 
 def backend_names() -> list[str]:
