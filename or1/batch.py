@@ -67,17 +67,23 @@ def build_batch(
     return batch, info
 
 
+def _epoch_orders(group_ids: torch.Tensor, *, epochs: int, seed: int) -> list[torch.Tensor]:
+    """The group ids in the order of each epoch: sorted in the first, then shuffled by
+    a generator seeded with ``seed + epoch`` (the same order on every rank and resume)."""
+    groups = torch.unique(group_ids)
+    orders = [groups] if epochs >= 1 else []
+    for epoch in range(1, epochs):
+        gen = torch.Generator().manual_seed(seed + epoch)
+        orders.append(groups[torch.randperm(len(groups), generator=gen)])
+    return orders
+
+
 def mini_batch_rows(
     group_ids: torch.Tensor, *, n_mini: int, epochs: int, seed: int
 ) -> list[torch.Tensor]:
     """Row indices of each optimizer step: groups split into ``n_mini`` parts per epoch."""
-    groups = torch.unique(group_ids)
     out = []
-    for epoch in range(epochs):
-        order = groups
-        if epoch > 0:
-            gen = torch.Generator().manual_seed(seed + epoch)
-            order = groups[torch.randperm(len(groups), generator=gen)]
+    for order in _epoch_orders(group_ids, epochs=epochs, seed=seed):
         for part in order.tensor_split(min(n_mini, len(order))):
             out.append(torch.isin(group_ids, part).nonzero().squeeze(-1))
     return out
@@ -94,13 +100,8 @@ def fixed_size_rows(
     """
     if rows_per_step < 1:
         raise ValueError(f"rows_per_step must be >= 1, got {rows_per_step}")
-    groups = torch.unique(group_ids)
     out = []
-    for epoch in range(epochs):
-        order = groups
-        if epoch > 0:
-            gen = torch.Generator().manual_seed(seed + epoch)
-            order = groups[torch.randperm(len(groups), generator=gen)]
+    for order in _epoch_orders(group_ids, epochs=epochs, seed=seed):
         rows = torch.cat([(group_ids == g).nonzero().squeeze(-1) for g in order.tolist()])
         out.extend(rows.split(rows_per_step))
     return out
