@@ -19,9 +19,9 @@ TARGET = 0.1
 FIXED_SMALL = 0.05
 FIXED_LARGE = 1.0
 DONE_FILE = "study_run.json"
-# Steps of a full-study run (16 prompts x 8): at 100, N_SGD 4 by mini-batches has
-# flattened (held-out +0.004 over steps 75-100) while on-policy still gains +0.03 per 25
-# steps and has just caught up (seed 1, docs/study.md): the runs go on to 200.
+# Steps of a full-study run (16 prompts x 8). At 100 (seed 1) N_SGD 4 by mini-batches
+# looked flat (held-out +0.004 over steps 75-100) while on-policy still gained +0.03 and
+# had caught up, so the runs go on to 200 (where N_SGD 4 was ahead again: docs/study.md).
 FULL_STEPS = 200
 
 
