@@ -4,17 +4,16 @@ their runs, and every metric the loop logs has a namespaced tracker name."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from or1.trackers import read_state
 from or1.tracking import OTHER_PREFIX, TRACKER_NAMES, tracker_name
+
+from .cli_runs import read_metrics, run_or1
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +24,7 @@ STEP_LINE = re.compile(
 
 
 def _or1(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "or1.cli", "train", *args],
-        capture_output=True,  # stdout is a pipe, not a terminal
-        text=True,
-        env={**os.environ, **env},
-        timeout=600,
-    )
-
-
-def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return run_or1(["train", *args], env)  # stdout is a pipe, not a terminal
 
 
 def test_piped_run_with_trackers_killed_and_resumed(
@@ -88,7 +77,7 @@ def test_piped_run_with_trackers_killed_and_resumed(
     assert any(x.startswith("eval final (avg@2) 12/12 (100%)") for x in resumed_lines)
 
     # metrics.jsonl keeps flat keys, and each has an entry in the tracker-name table.
-    rows = _rows(run)
+    rows = read_metrics(run)
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     keys = set().union(*rows) - {"step"}
     assert {"reward_mean", "stage", "lr", "kl_ref", "grad_norm"} <= keys

@@ -8,8 +8,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,21 +15,9 @@ import pytest
 from or1.tracking import OTHER_PREFIX, tracker_name
 from or1.trainer import TIMING_METRICS
 
+from .cli_runs import read_metrics, run_or1
+
 pytestmark = pytest.mark.slow
-
-
-def _or1(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "or1.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
-
-
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def _assert_same_metrics(a: list[dict], b: list[dict]) -> None:
@@ -73,9 +59,9 @@ def test_a_truncation_switch_resumes_exactly(small_args: list[str], tmp_path: Pa
         "algo.refill_max_rounds=1",
         "optim.lr=1e-2",
     ]
-    straight = _or1([*args, "name=straight"])
+    straight = run_or1([*args, "name=straight"])
     assert straight.returncode == 0, straight.stderr[-3000:]
-    a = _metrics(runs / "straight")
+    a = read_metrics(runs / "straight")
     assert [r["stage"] for r in a] == [0, 0, 0, 1, 1, 1]  # stage 0 ended after 3 of 4 steps
     assert [r["max_response_length"] for r in a] == [2, 2, 2, 64, 64, 64]
     assert a[2]["stage_advanced_early"] == 1.0 and a[2]["truncation_ratio_window"] >= 0.5
@@ -92,17 +78,17 @@ def test_a_truncation_switch_resumes_exactly(small_args: list[str], tmp_path: Pa
     assert (ckpts / "step_3").is_dir()  # the switch is checkpointed (not a multiple of 2)
 
     # A kill after the switch's checkpoint: the resumed run is in stage 1 from step 4.
-    killed = _or1([*args, "name=crashed"], env={"OR1_KILL_AFTER_STEP": "3"})
+    killed = run_or1([*args, "name=crashed"], env={"OR1_KILL_AFTER_STEP": "3"})
     assert killed.returncode == -9
     crashed = runs / "crashed"
     assert os.readlink(crashed / "ckpt" / "latest") == "step_3"
-    resumed = _or1(["train", "--quiet", "--resume", str(crashed)])
+    resumed = run_or1(["train", "--quiet", "--resume", str(crashed)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _assert_same_metrics(a, _metrics(crashed))
+    _assert_same_metrics(a, read_metrics(crashed))
 
     # From step 2's checkpoint, its window half full (2 of 3 ratios): the redone run
     # switches after step 3 again and logs what the uninterrupted one logged.
     shutil.copy(runs / "straight" / "metrics.jsonl", tmp_path / "straight.jsonl")
-    again = _or1(["train", "--quiet", "--resume", str(ckpts / "step_2")])
+    again = run_or1(["train", "--quiet", "--resume", str(ckpts / "step_2")])
     assert again.returncode == 0, again.stderr[-3000:]
-    _assert_same_metrics(a, _metrics(runs / "straight"))
+    _assert_same_metrics(a, read_metrics(runs / "straight"))

@@ -5,29 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from or1.trainer import TIMING_METRICS
 
+from .cli_runs import read_metrics, run_or1
+
 pytestmark = pytest.mark.slow
-
-
-def _or1(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "or1.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
-
-
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def _assert_same_metrics(a: list[dict], b: list[dict]) -> None:
@@ -46,7 +32,7 @@ def _assert_same_metrics(a: list[dict], b: list[dict]) -> None:
 
 def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    result = _or1(["train", "--quiet", *small_args, "name=full"])
+    result = run_or1(["train", "--quiet", *small_args, "name=full"])
     assert result.returncode == 0, result.stderr[-3000:]
     run = runs / "full"
     summary = json.loads((run / "summary.json").read_text())
@@ -54,7 +40,7 @@ def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path
         assert key in summary
     assert summary["preset"] == "tiny-arith" and summary["steps"] == 6 and summary["k"] == 2
     assert 0.0 <= summary["base_avg_at_k"] <= 1.0 and 0.0 <= summary["final_avg_at_k"] <= 1.0
-    rows = _metrics(run)
+    rows = read_metrics(run)
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert [r["stage"] for r in rows] == [0, 0, 0, 1, 1, 1]
     assert [r["max_response_length"] for r in rows] == [32] * 3 + [64] * 3
@@ -65,13 +51,13 @@ def test_train_writes_summary_report_checkpoints(small_args: list[str], tmp_path
     assert (run / "eval" / "final_problems.csv").is_file()
     # or1 eval on the checkpoint reproduces the final eval's settings and writes a table.
     out = tmp_path / "eval-out"
-    ev = _or1(["eval", "--quiet", "--checkpoint", str(run), "--out", str(out), *small_args])
+    ev = run_or1(["eval", "--quiet", "--checkpoint", str(run), "--out", str(out), *small_args])
     assert ev.returncode == 0, ev.stderr[-3000:]
     table = (out / "eval_problems.csv").read_text().splitlines()
     assert table[0].startswith("uid,") and len(table) == 1 + 12
     # or1 export: a clean model directory with the run's final evaluation in its card.
     exported = tmp_path / "export"
-    ex = _or1(["export", str(run), str(exported)])
+    ex = run_or1(["export", str(run), str(exported)])
     assert ex.returncode == 0, ex.stderr[-3000:]
     assert not {"optimizer.pt", "rng.pt", "state.json"} & {p.name for p in exported.iterdir()}
     from transformers import AutoModelForCausalLM
@@ -99,17 +85,17 @@ def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path, proce
         "algo.entropy.coef=0.05",
         "optim.lr=1e-2",
     ]
-    full = _or1([*args, "name=straight"])
+    full = run_or1([*args, "name=straight"])
     assert full.returncode == 0, full.stderr[-3000:]
-    killed = _or1([*args, "name=crashed"], env={"OR1_KILL_AFTER_STEP": "5"})
+    killed = run_or1([*args, "name=crashed"], env={"OR1_KILL_AFTER_STEP": "5"})
     # SIGKILL after step 5; checkpoints at 2, 3 (stage end), 4: resume redoes step 5.
     assert killed.returncode == -9
     crashed = runs / "crashed"
     assert os.readlink(crashed / "ckpt" / "latest") == "step_4"
-    assert [r["step"] for r in _metrics(crashed)] == [1, 2, 3, 4, 5]
-    resumed = _or1(["train", "--quiet", "--resume", str(crashed)])
+    assert [r["step"] for r in read_metrics(crashed)] == [1, 2, 3, 4, 5]
+    resumed = run_or1(["train", "--quiet", "--resume", str(crashed)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = _metrics(runs / "straight"), _metrics(crashed)
+    a, b = read_metrics(runs / "straight"), read_metrics(crashed)
     assert all(r["grad_norm"] > 0 for r in a)  # every step updated the policy
     assert a[0]["entropy_sampled"] != a[-1]["entropy_sampled"]
     _assert_same_metrics(a, b)
@@ -124,11 +110,11 @@ def test_killed_run_resumes_exactly(small_args: list[str], tmp_path: Path, proce
 
 
 def test_cli_errors_are_one_paragraph_without_traceback() -> None:
-    bad = _or1(["train", "algo.clip_hgh=0.3"])
+    bad = run_or1(["train", "algo.clip_hgh=0.3"])
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert "algo.clip_hgh" in bad.stderr and "clip_high" in bad.stderr
-    missing = _or1(["eval", "--checkpoint", "/nonexistent/run"])
+    missing = run_or1(["eval", "--checkpoint", "/nonexistent/run"])
     assert missing.returncode == 2 and "no checkpoint found" in missing.stderr
 
 
@@ -140,22 +126,22 @@ def test_a_run_killed_during_its_first_checkpoint_resumes_or_restarts(
     as an uninterrupted run does; killed again, it restarts under its name."""
     runs = tmp_path / "runs"
     args = ["train", "--quiet", *small_args, "train.max_steps=3", "eval.after=false"]
-    straight = _or1([*args, "name=straight"])
+    straight = run_or1([*args, "name=straight"])
     assert straight.returncode == 0, straight.stderr[-3000:]
     for name in ("resumed", "restarted"):
-        killed = _or1([*args, f"name={name}"], env={"OR1_KILL_DURING_CHECKPOINT": "2"})
+        killed = run_or1([*args, f"name={name}"], env={"OR1_KILL_DURING_CHECKPOINT": "2"})
         assert killed.returncode == -9
         run = runs / name
         assert (run / "ckpt" / "step_2.tmp" / "model").is_dir()
         assert not (run / "ckpt" / "step_2").exists() and not (run / "ckpt" / "latest").exists()
-        assert [r["step"] for r in _metrics(run)] == [1, 2]
-    resumed = _or1(["train", "--quiet", "--resume", str(runs / "resumed")])
+        assert [r["step"] for r in read_metrics(run)] == [1, 2]
+    resumed = run_or1(["train", "--quiet", "--resume", str(runs / "resumed")])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "no complete checkpoint: it starts again at step 0" in resumed.stderr
-    _assert_same_metrics(_metrics(runs / "straight"), _metrics(runs / "resumed"))
+    _assert_same_metrics(read_metrics(runs / "straight"), read_metrics(runs / "resumed"))
     evals = (runs / "resumed" / "eval.jsonl").read_text().splitlines()
     assert [json.loads(x)["label"] for x in evals] == ["base"]  # once, not twice
-    restarted = _or1([*args, "name=restarted"])
+    restarted = run_or1([*args, "name=restarted"])
     assert restarted.returncode == 0, restarted.stderr[-3000:]
-    _assert_same_metrics(_metrics(runs / "straight"), _metrics(runs / "restarted"))
+    _assert_same_metrics(read_metrics(runs / "straight"), read_metrics(runs / "restarted"))
     assert not list((runs / "restarted" / "ckpt").glob("*.tmp"))

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +32,8 @@ from or1.engine.rollout import SamplingParams
 from or1.errors import TrainingError
 from or1.objective import magic_loss
 from or1.trainer import TIMING_METRICS
+
+from ..cli_runs import read_metrics, run_or1
 
 pytestmark = pytest.mark.slow
 
@@ -295,17 +296,7 @@ RAY_ARGS = [
 
 
 def _or1(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "or1.cli", "train", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled", **(env or {})},
-        timeout=600,
-    )
-
-
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return run_or1(["train", "--quiet", *args], env={"RAY_AUTH_MODE": "disabled", **(env or {})})
 
 
 def _assert_close(a: list[dict], b: list[dict], *, rel: float, abs_: float) -> None:
@@ -331,9 +322,9 @@ def test_ray_run_matches_local_and_resumes_after_a_worker_dies(
     distributed = _or1([*small_args, *UPDATE_ARGS, *RAY_ARGS, "name=ray"])
     assert distributed.returncode == 0, distributed.stderr[-3000:]
     # (b) Same tokens sampled; losses, entropies, grad norms equal to float tolerance.
-    rows = _metrics(runs / "ray")
+    rows = read_metrics(runs / "ray")
     assert all(r["kept_sequences"] == 16 and r["grad_norm"] > 0 for r in rows)
-    _assert_close(_metrics(runs / "local"), rows, rel=1e-4, abs_=1e-5)
+    _assert_close(read_metrics(runs / "local"), rows, rel=1e-4, abs_=1e-5)
     # (c) The last policy rank SIGKILLs itself when its 3rd update starts (mid-step 3).
     crashed = _or1([*small_args, *UPDATE_ARGS, *RAY_ARGS, "name=crashed"], env={KILL_ENV: "3"})
     assert crashed.returncode == 2, crashed.stderr[-3000:]
@@ -342,7 +333,7 @@ def test_ray_run_matches_local_and_resumes_after_a_worker_dies(
     assert "--resume" in crashed.stderr
     run = runs / "crashed"
     assert os.readlink(run / "ckpt" / "latest") == "step_2"
-    assert [r["step"] for r in _metrics(run)] == [1, 2]
+    assert [r["step"] for r in read_metrics(run)] == [1, 2]
     # The ranks wrote their own shards of weights and AdamW state (torch.distributed
     # .checkpoint), nothing gathered; the manifest covers the shards; the HF model beside.
     step = run / "ckpt" / "step_2"
@@ -352,4 +343,4 @@ def test_ray_run_matches_local_and_resumes_after_a_worker_dies(
     assert (step / "model" / "model.safetensors").is_file()
     resumed = _or1(["--resume", str(run)])  # (no kill hook: a fresh set of workers)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _assert_close(_metrics(runs / "ray"), _metrics(run), rel=1e-5, abs_=1e-6)
+    _assert_close(read_metrics(runs / "ray"), read_metrics(run), rel=1e-5, abs_=1e-6)
