@@ -289,6 +289,10 @@ def test_a_run_with_code_problems_probes_the_sandbox_at_start(monkeypatch) -> No
     assert uses_sandbox(rewards.fns["code"]) and not uses_sandbox(rewards.fns["math"])
     released = rewards_from_config(RewardsConfig(answer_after="first-think")).fns
     assert uses_sandbox(released["code"]) and not uses_sandbox(released["math"])
+    # The automatic choice, as a run makes it: not a backend the test session forced
+    # (OR1_SANDBOX_BACKEND=rlimit with the weak mode allowed gives the weak one, rightly).
+    monkeypatch.delenv("OR1_SANDBOX_BACKEND", raising=False)
+    monkeypatch.delenv(sandbox.INSECURE_ENV, raising=False)
     backend = require_sandbox(rewards, [MATH_PROBLEM, CODE_PROBLEM])
     assert backend is not None and backend.isolated and backend.name in sandbox.STRONG
     _no_backend_here(monkeypatch)
