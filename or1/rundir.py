@@ -108,3 +108,24 @@ def write_config(run_dir: Path, cfg: Config) -> None:
 def config_text(cfg: Config) -> str:
     """The YAML of ``cfg`` as written to config.yaml (also saved in every checkpoint)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def writable_parent(path: Path) -> tuple[bool, Path]:
+    """(writable, the nearest existing ancestor): could ``path`` be created and written?"""
+    node = path.absolute()
+    while not node.exists():
+        node = node.parent
+    return node.is_dir() and os.access(node, os.W_OK | os.X_OK), node
+
+
+def require_writable(path: Path, what: str, setting: str) -> str:
+    """How ``path`` would be written ("exists, writable" / "would be created in ..."), or a
+    ConfigError naming ``what``, the blocking ancestor and the ``setting`` to change."""
+    ok, node = writable_parent(path)
+    if not ok:
+        kind = "directory" if node.is_dir() else "file"
+        raise ConfigError(
+            f"{what} {path} cannot be written: {node} is a {kind} this user cannot write to.",
+            hint=f"choose another {setting}, or fix the permissions of {node}.",
+        )
+    return "exists, writable" if node == path.absolute() else f"would be created in {node}"
