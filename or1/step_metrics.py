@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from dataclasses import dataclass
+
 from or1.config import StageConfig
 from or1.types import RolloutBatch
 
@@ -63,3 +65,38 @@ def trainer_entropy(batch: RolloutBatch, steps: list[dict[str, float]]) -> float
     if batch.old_logp is not None:
         return mean_neg_logp(batch.old_logp, batch.response_mask)
     return steps[0]["neg_logp"] if steps else None
+
+
+@dataclass(frozen=True)
+class EntropySource:
+    """Where the entropy e_k the controller gates on comes from (``algo.entropy.source``)
+    and when it is needed (``algo.entropy.gate``), so the trainer asks one object.
+
+    ``rollout`` (the paper's): the rollout engine's sampled log-probs. ``trainer`` (the
+    released code's): the trainer's log-probs under the weights before the update;
+    with ``gate: current`` the coefficient of step k needs e_k before the update, so the
+    trainer recomputes ``old_logp`` first (``needs_old_logp``); with ``gate: previous``
+    e_k is read from the update's first step at no extra pass.
+    """
+
+    source: str = "rollout"
+    gate: str = "current"
+
+    @property
+    def needs_old_logp(self) -> bool:
+        """The trainer must recompute ``batch.old_logp`` before the update."""
+        return self.source == "trainer" and self.gate == "current"
+
+    def before_update(self, batch: RolloutBatch, sampled: float) -> float | None:
+        """e_k as known before the update (None: not yet; the gate then uses e_{k-1}).
+        ``sampled``: ``mean_neg_logp`` of the rollout's log-probs (nats per token)."""
+        return sampled if self.source == "rollout" else trainer_entropy(batch, [])
+
+    def after_update(
+        self, batch: RolloutBatch, steps: list[dict[str, float]], sampled: float
+    ) -> tuple[float | None, dict[str, float | None]]:
+        """e_k for the controller's ``end_step`` and the metrics that name its source."""
+        if self.source == "rollout":
+            return sampled, {}
+        e_k = trainer_entropy(batch, steps)
+        return e_k, {"entropy_trainer": e_k}

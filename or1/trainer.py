@@ -62,7 +62,7 @@ from or1.run_outputs import write_samples, write_summary
 from or1.rundir import config_text, ensure_run_dir
 from or1.schedule import StageSchedule, stage_metrics
 from or1.stages import online_filter
-from or1.step_metrics import mean_neg_logp, rollout_metrics, trainer_entropy, update_metrics
+from or1.step_metrics import EntropySource, mean_neg_logp, rollout_metrics, update_metrics
 from or1.tracking import device_metrics
 from or1.types import RolloutBatch
 
@@ -241,7 +241,8 @@ class Trainer:
         return metrics
 
     def update(self, batch: RolloutBatch, stage: StageConfig) -> dict[str, float]:
-        cfg, source = self.cfg, self.cfg.algo.entropy.source
+        cfg = self.cfg
+        source = EntropySource(cfg.algo.entropy.source, cfg.algo.entropy.gate)
         # Entropy e_k of the rollout buffer: mean negative log-prob of the sampled tokens.
         sampled_entropy = mean_neg_logp(batch.rollout_logp, batch.response_mask)
         seed = cfg.train.seed * 100_003 + self.step
@@ -249,21 +250,21 @@ class Trainer:
         temperature = cfg.rollout.temperature
         # The trainer's log-probs before the update: the behaviour policy when N_SGD > 1,
         # and e_k itself when the gate needs the trainer's entropy before the update.
-        if len(rows) > 1 or (source == "trainer" and cfg.algo.entropy.gate == "current"):
+        if len(rows) > 1 or source.needs_old_logp:
             batch.old_logp = self.policy.logprobs(batch, temperature=temperature)
         if cfg.algo.kl_beta > 0:
             batch.ref_logp = self.policy.logprobs(batch, temperature=temperature, reference=True)
-        before = sampled_entropy if source == "rollout" else trainer_entropy(batch, [])
-        alpha = self.controller.begin_step(before)
+        alpha = self.controller.begin_step(source.before_update(batch, sampled_entropy))
         mini_rows = stage.mini_batch_size * stage.group_size
         loss_fn = magic_loss(cfg.algo, entropy_coef=alpha, mini_batch_rows=mini_rows)
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
         self.sync_weights()
         out = update_metrics(steps)
-        if source == "trainer":
+        e_k, source_metrics = source.after_update(batch, steps, sampled_entropy)
+        if source_metrics:  # e_k is the trainer's: its neg_logp statistic is e_k itself
             out.pop("neg_logp", None)
-            out["entropy_trainer"] = trainer_entropy(batch, steps)
-        self.controller.end_step(sampled_entropy if source == "rollout" else out["entropy_trainer"])
+        out.update(source_metrics)
+        self.controller.end_step(e_k)
         out.update(
             entropy_sampled=sampled_entropy,
             entropy_coef=alpha,

@@ -17,7 +17,7 @@ from or1.distributed.sharding import shard_rows
 from or1.objective import magic_loss
 from or1.rewards import rewards_from_config
 from or1.rewards.math import first_think_answer
-from or1.step_metrics import trainer_entropy
+from or1.step_metrics import EntropySource, trainer_entropy
 from or1.types import BatchTotals, RolloutBatch, TokenScores
 
 RELEASED = AlgoConfig(aggregation="micro-token-mean")
@@ -111,6 +111,27 @@ def test_trainer_entropy_comes_from_the_trainers_log_probs() -> None:
     assert trainer_entropy(batch, []) is None
     batch.old_logp = torch.tensor([[-0.5, -1.0, 0.0], [-0.3, 0.0, 0.0]])
     assert trainer_entropy(batch, [{"neg_logp": 0.7}]) == pytest.approx(1.8 / 3)
+
+
+def test_entropy_source_says_where_e_k_comes_from_and_when() -> None:
+    batch = _batch([2, 1], [1.0, -1.0])
+    steps = [{"neg_logp": 0.7}]
+    paper = EntropySource("rollout", "current")
+    assert not paper.needs_old_logp
+    assert paper.before_update(batch, 0.4) == 0.4  # the rollout engine's e_k
+    assert paper.after_update(batch, steps, 0.4) == (0.4, {})
+    # The released code's gate "previous": e_k from the update's first step, no extra pass.
+    previous = EntropySource("trainer", "previous")
+    assert not previous.needs_old_logp
+    assert previous.before_update(batch, 0.4) is None
+    assert previous.after_update(batch, steps, 0.4) == (0.7, {"entropy_trainer": 0.7})
+    # Gate "current" with the trainer's entropy: old_logp recomputed before the update.
+    current = EntropySource("trainer", "current")
+    assert current.needs_old_logp
+    batch.old_logp = torch.tensor([[-0.5, -1.0, 0.0], [-0.3, 0.0, 0.0]])
+    assert current.before_update(batch, 0.4) == pytest.approx(1.8 / 3)
+    e_k, metrics = current.after_update(batch, steps, 0.4)
+    assert e_k == pytest.approx(1.8 / 3) and metrics == {"entropy_trainer": e_k}
 
 
 def test_neg_logp_statistic_only_when_the_source_is_the_trainer() -> None:
