@@ -3,9 +3,9 @@ of its policy update (loss statistics over the N_SGD optimizer steps)."""
 
 from __future__ import annotations
 
-import torch
-
 from dataclasses import dataclass
+
+import torch
 
 from or1.config import StageConfig
 from or1.types import RolloutBatch
