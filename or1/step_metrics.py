@@ -93,10 +93,16 @@ class EntropySource:
         return sampled if self.source == "rollout" else trainer_entropy(batch, [])
 
     def after_update(
-        self, batch: RolloutBatch, steps: list[dict[str, float]], sampled: float
-    ) -> tuple[float | None, dict[str, float | None]]:
-        """e_k for the controller's ``end_step`` and the metrics that name its source."""
+        self,
+        batch: RolloutBatch,
+        steps: list[dict[str, float]],
+        sampled: float,
+        metrics: dict[str, float],
+    ) -> float | None:
+        """e_k for the controller's ``end_step``. With the trainer's entropy, ``metrics``
+        (the update's) gets ``entropy_trainer`` in place of ``neg_logp``, which is e_k."""
         if self.source == "rollout":
-            return sampled, {}
-        e_k = trainer_entropy(batch, steps)
-        return e_k, {"entropy_trainer": e_k}
+            return sampled
+        metrics.pop("neg_logp", None)
+        e_k = metrics["entropy_trainer"] = trainer_entropy(batch, steps)
+        return e_k

@@ -260,11 +260,7 @@ class Trainer:
         steps = self.policy.update(batch, loss_fn, mini_batches=rows, temperature=temperature)
         self.sync_weights()
         out = update_metrics(steps)
-        e_k, source_metrics = source.after_update(batch, steps, sampled_entropy)
-        if source_metrics:  # e_k is the trainer's: its neg_logp statistic is e_k itself
-            out.pop("neg_logp", None)
-        out.update(source_metrics)
-        self.controller.end_step(e_k)
+        self.controller.end_step(source.after_update(batch, steps, sampled_entropy, out))
         out.update(
             entropy_sampled=sampled_entropy,
             entropy_coef=alpha,

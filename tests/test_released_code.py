@@ -119,19 +119,24 @@ def test_entropy_source_says_where_e_k_comes_from_and_when() -> None:
     paper = EntropySource("rollout", "current")
     assert not paper.needs_old_logp
     assert paper.before_update(batch, 0.4) == 0.4  # the rollout engine's e_k
-    assert paper.after_update(batch, steps, 0.4) == (0.4, {})
+    metrics = {"neg_logp": 0.7}
+    assert paper.after_update(batch, steps, 0.4, metrics) == 0.4  # the rollout engine's e_k
+    assert metrics == {"neg_logp": 0.7}
     # The released code's gate "previous": e_k from the update's first step, no extra pass.
     previous = EntropySource("trainer", "previous")
     assert not previous.needs_old_logp
     assert previous.before_update(batch, 0.4) is None
-    assert previous.after_update(batch, steps, 0.4) == (0.7, {"entropy_trainer": 0.7})
+    metrics = {"neg_logp": 0.7}
+    assert previous.after_update(batch, steps, 0.4, metrics) == 0.7
+    assert metrics == {"entropy_trainer": 0.7}  # neg_logp is e_k: logged once, named
     # Gate "current" with the trainer's entropy: old_logp recomputed before the update.
     current = EntropySource("trainer", "current")
     assert current.needs_old_logp
     batch.old_logp = torch.tensor([[-0.5, -1.0, 0.0], [-0.3, 0.0, 0.0]])
     assert current.before_update(batch, 0.4) == pytest.approx(1.8 / 3)
-    e_k, metrics = current.after_update(batch, steps, 0.4)
-    assert e_k == pytest.approx(1.8 / 3) and metrics == {"entropy_trainer": e_k}
+    metrics = {"neg_logp": 0.7, "grad_norm": 1.0}
+    e_k = current.after_update(batch, steps, 0.4, metrics)
+    assert e_k == pytest.approx(1.8 / 3) and metrics == {"entropy_trainer": e_k, "grad_norm": 1.0}
 
 
 def test_neg_logp_statistic_only_when_the_source_is_the_trainer() -> None:
