@@ -22,6 +22,7 @@ from or1.study import (
 )
 from or1.study.runner import problems_file
 from or1.study.stats import read_problems
+from or1.study.variants import CLIP_LR, CLIP_N_SGD
 from or1.tracking import read_jsonl
 
 
@@ -91,7 +92,10 @@ def test_every_variant_is_a_valid_config_doing_what_it_says() -> None:
     assert cfgs["on-policy"].algo.entropy.mode == "off"
     assert stage["off-mini"].batch_size // stage["off-mini"].mini_batch_size == 4
     assert cfgs["off-reuse"].algo.reuse_epochs == 4
-    assert cfgs["clip-0.28"].algo.clip_high == 0.28 and stage["clip-0.28"].mini_batch_size == 4
+    for key, eps in (("clip-0.2", 0.2), ("clip-0.265", 0.265), ("clip-0.28", 0.28)):
+        assert cfgs[key].algo.clip_high == eps and cfgs[key].optim.lr == CLIP_LR
+        assert stage[key].batch_size // stage[key].mini_batch_size == CLIP_N_SGD
+    assert cfgs["off-mini"].optim.lr == cfgs["on-policy"].optim.lr < CLIP_LR
     assert cfgs["adaptive"].algo.entropy.mode == "adaptive"
     assert cfgs["fixed-large"].algo.entropy.coef > cfgs["fixed-small"].algo.entropy.coef > 0
     assert stage["trunc-mask"].max_response_length == s.truncation_length
@@ -187,7 +191,7 @@ def test_report_only_trains_nothing_and_says_what_is_missing(tmp_path: Path) -> 
     said: list[str] = []
     doc = run_study(study, jobs=1, say=said.append, train=False)
     assert not said and not (tmp_path / "study" / "runs").exists()  # nothing trained
-    assert doc["runs_done"] == 0 and doc["runs_planned"] == len(study.runs) == 28
+    assert doc["runs_done"] == 0 and doc["runs_planned"] == len(study.runs) == 30
     assert {f["verdict"] for f in doc["findings"].values()} == {"not measured"}
     assert (tmp_path / "study" / "findings.json").is_file()
     assert (tmp_path / "study" / "plots" / "off_policy.png").is_file()

@@ -12,7 +12,7 @@ import pytest
 from or1.build.models import build_tiny_tokenizer
 from or1.config import load_config
 from or1.data.tasks.arith import generate_splits, teacher_solution, tokenizer_corpus
-from or1.study import Study, StudySettings
+from or1.study import VARIANTS, Study, StudySettings
 from or1.study.curve import heldout_table, main, plot_learning_curve
 
 
@@ -56,7 +56,7 @@ def test_full_study_trains_study_arith_and_quick_tiny_arith() -> None:
     assert on.stages[0].max_response_length == on.eval.max_tokens == s.max_response_length
     assert trunc.stages[0].max_response_length == s.truncation_length
     assert trunc.eval.max_tokens == s.max_response_length  # held-out evals at full length
-    assert full.runs[0].segment_ends[-1] == s.steps and len(full.runs) == 14 * len(s.seeds)
+    assert full.runs[0].segment_ends[-1] == s.steps and len(full.runs) == len(VARIANTS) * len(s.seeds)
 
 
 def _fake_run(run_dir: Path, heldout: dict[int, float], steps: int) -> Path:
@@ -94,7 +94,7 @@ def test_runs_are_ordered_seed_by_seed_finding_by_finding() -> None:
     assert [seed for seed, _ in order] == [2, 0]  # the seeds as given
     for seed, specs in order:
         keys = [r.variant for r in specs]
-        assert {r.seed for r in specs} == {seed} and len(keys) == 14 == len(set(keys))
+        assert {r.seed for r in specs} == {seed} and len(keys) == len(VARIANTS) == len(set(keys))
         assert keys[:4] == ["on-policy", "off-mini", "off-reuse", "temp-0.6"]
         for finding in FINDINGS:  # each finding's runs are done before the next one's start
             done = max(keys.index(k) for k, _ in finding.variants)
@@ -139,9 +139,10 @@ def test_parallel_execution_trains_the_seeds_in_the_order_given(
     said: list[str] = []
     runner.execute(study, jobs=2, say=said.append, make_pool=ThreadPoolExecutor)
     runs = [(seed, key) for kind, seed, key in events if kind == "run"]
-    assert [seed for seed, _ in runs] == [1] * 14 + [0] * 14 + [2] * 14
-    assert [key for _, key in runs[:14]] == [r.variant for r in runner.run_order(study)[0][1]]
+    n = len(VARIANTS)
+    assert [seed for seed, _ in runs] == [1] * n + [0] * n + [2] * n
+    assert [key for _, key in runs[:n]] == [r.variant for r in runner.run_order(study)[0][1]]
     warmups = [seed for kind, seed, _ in events if kind == "warmup"]
     assert warmups[:2] == [0, 1] and warmups[2] == 2  # two at once; seed 2's after
     assert events.index(("warmup", 2, "")) > events.index(("run", 1, "on-policy"))
-    assert sum("already done" in m for m in said) == 42
+    assert sum("already done" in m for m in said) == 3 * n
