@@ -231,3 +231,11 @@ def test_the_reference_and_the_recipe_name_every_released_code_value() -> None:
     assert "(released code: `0.0001`)" in rows["algo.entropy.delta"]
     recipe = (ROOT / "docs" / "recipe.md").read_text()
     assert [key for key in released if f"`{key}" not in recipe] == []
+    # README's table: one row per released-code setting, its released value in the row.
+    readme_rows = {
+        line.split(" | ")[0].strip("| `"): line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    missing = [k for k, v in released.items() if v not in readme_rows.get(k, "")]
+    assert missing == [] and set(readme_rows) >= set(released)
