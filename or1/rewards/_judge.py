@@ -1,7 +1,6 @@
 """The judge (stdlib only; see _harness.py): runs a problem's tests with the candidate's
 functions as remote stubs and writes one record per test to the host."""
 
-import ast
 import builtins
 import json
 import os
@@ -21,6 +20,7 @@ from _harness import (
     recv,
     send,
 )
+from _test_plan import free_names, prefetch_plan
 
 
 def run(job, proc, workdir, writable, readable):
@@ -153,7 +153,7 @@ class Remote:
 
 
 class Prefetched(Remote):
-    """A stub whose calls were all sent ahead in one batch (see `_prefetch_plan`): each
+    """A stub whose calls were all sent ahead in one batch (see `_test_plan.prefetch_plan`): each
     call takes the next reply of the stream instead of a round trip, which matters on a
     busy machine where every wake-up of the other process waits for a time slice."""
 
@@ -306,7 +306,7 @@ def _judge_asserts(job, link, emit):
     if status != "ok":  # the test code itself is broken
         emit({"i": -1, "status": "error", "error": "BadTestCode:" + error, "exit": True})
     classes = classes_of(scope, "__test__")
-    plan = _prefetch_plan(job, scope)
+    plan = prefetch_plan(job, scope)
     if plan is not None:
         calls = [
             {"h": k, "x": job["entry"], "a": a, "k": kw}
@@ -318,7 +318,7 @@ def _judge_asserts(job, link, emit):
         i = job["offset"] + k
         link.hack = ""
         local = dict(scope)
-        for name in _free_names(chunk + "\n" + job["helpers"], local):
+        for name in free_names(chunk + "\n" + job["helpers"], local):
             local[name] = Remote(link, classes, {"n": name})
         if job.get("entry"):
             if plan is not None:
@@ -336,100 +336,6 @@ def _judge_asserts(job, link, emit):
         emit({"i": i, "status": status, "error": error, "exit": status == "timeout" or gone})
 
 
-def _prefetch_plan(job, scope):
-    """The candidate's calls of every test, known before the tests run, or None.
-
-    Only when each test is `def check(candidate)` made of asserts whose candidate calls
-    all run exactly once, in source order, with arguments that the test's own names
-    (the prefix and helpers) and literals compute: no loops, branches, `and`/`or`,
-    comprehensions, lambdas, names of the candidate's, or candidate passed around.
-    The arguments are computed here (they are the same values the test computes)."""
-    if not job.get("entry") or _free_names("\n".join(job["tests"]) + "\n" + job["helpers"], scope):
-        return None
-    plan, seq = [], 0
-    for chunk in job["tests"]:
-        calls = _literal_calls(chunk, scope)
-        if calls is None:
-            return None
-        plan.append([(seq + j, a, k) for j, (a, k) in enumerate(calls)])
-        seq += len(calls)
-    return plan
-
-
-_NO_PREFETCH = (ast.BoolOp, ast.IfExp, ast.Lambda, ast.comprehension, ast.NamedExpr, ast.Await)
-
-
-def _literal_calls(chunk, scope):
-    try:
-        (fn,) = ast.parse(chunk).body
-    except (SyntaxError, ValueError):
-        return None
-    if not isinstance(fn, ast.FunctionDef) or len(fn.args.args) != 1 or fn.args.vararg:
-        return None
-    param = fn.args.args[0].arg
-    calls = []
-    for stmt in fn.body:
-        if not isinstance(stmt, ast.Assert):
-            return None
-        nodes = list(ast.walk(stmt.test))
-        mine = [n for n in nodes if isinstance(n, ast.Call) and _is_name(n.func, param)]
-        funcs = {id(n.func) for n in mine}
-        if any(isinstance(n, _NO_PREFETCH) for n in nodes) or any(
-            _is_name(n, param) and id(n) not in funcs for n in nodes
-        ):
-            return None
-        for call in sorted(mine, key=lambda n: (n.lineno, n.col_offset)):
-            values = _arguments(call, param, scope)
-            if values is None:
-                return None
-            calls.append(values)
-    return calls
-
-
-def _is_name(node, name):
-    return isinstance(node, ast.Name) and node.id == name
-
-
-def _arguments(call, param, scope):
-    """The encoded (args, kwargs) of a call, computed with the test's own names only."""
-    parts = [*call.args, *(k.value for k in call.keywords)]
-    if any(isinstance(a, ast.Starred) for a in call.args) or any(
-        k.arg is None for k in call.keywords
-    ):
-        return None
-    if any(_is_name(n, param) for a in parts for n in ast.walk(a)):
-        return None
-    try:
-        values = [eval(compile(ast.Expression(a), "<test>", "eval"), dict(scope)) for a in parts]
-        args, kwvalues = values[: len(call.args)], values[len(call.args) :]
-        kwargs = {k.arg: v for k, v in zip(call.keywords, kwvalues, strict=True)}
-        return _wire.encode(args), _wire.encode(kwargs)
-    except Exception:
-        return None
-
-
 def _run_check(chunk, scope, stub):
     exec(chunk, scope)
     scope["check"](stub)
-
-
-def _free_names(source, scope):
-    """Names the test code reads but does not define: they are the candidate's."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    names = {
-        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-    }
-    defined = {
-        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-    }
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            defined.add(node.name)
-        elif isinstance(node, ast.arg):
-            defined.add(node.arg)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
-    return sorted(names - defined - set(scope) - set(dir(builtins)))
