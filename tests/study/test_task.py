@@ -56,7 +56,8 @@ def test_full_study_trains_study_arith_and_quick_tiny_arith() -> None:
     assert on.stages[0].max_response_length == on.eval.max_tokens == s.max_response_length
     assert trunc.stages[0].max_response_length == s.truncation_length
     assert trunc.eval.max_tokens == s.max_response_length  # held-out evals at full length
-    assert full.runs[0].segment_ends[-1] == s.steps and len(full.runs) == len(VARIANTS) * len(s.seeds)
+    assert full.runs[0].segment_ends[-1] == s.steps
+    assert len(full.runs) == len(VARIANTS) * len(s.seeds)
 
 
 def _fake_run(run_dir: Path, heldout: dict[int, float], steps: int) -> Path:
