@@ -22,7 +22,7 @@ from or1.study import (
 )
 from or1.study.runner import problems_file
 from or1.study.stats import read_problems
-from or1.study.variants import CLIP_LR, CLIP_N_SGD
+from or1.study.variants import CLIP_N_SGD, HOT_LR
 from or1.tracking import read_jsonl
 
 
@@ -74,7 +74,7 @@ def test_segments_and_plan() -> None:
     assert StudySettings(steps=40, eval_every=15).segment_ends() == [15, 30, 40]
     study = Study(StudySettings.quick(), Path("unused"))
     keys = {key for f in FINDINGS for key, _ in f.variants}
-    assert len(study.runs) == len(keys) * 2  # shared variants (on-policy, off-mini) run once
+    assert len(study.runs) == len(keys) * 2  # shared variants (on-policy, clip-0.2...) run once
     assert all(key in VARIANTS for key in keys)
 
 
@@ -90,12 +90,24 @@ def test_every_variant_is_a_valid_config_doing_what_it_says() -> None:
     assert all(len(c.stages) == 1 and c.eval.max_tokens == 32 for c in cfgs.values())
     assert stage["on-policy"].batch_size == stage["on-policy"].mini_batch_size == 16
     assert cfgs["on-policy"].algo.entropy.mode == "off"
-    assert stage["off-mini"].batch_size // stage["off-mini"].mini_batch_size == 4
-    assert cfgs["off-reuse"].algo.reuse_epochs == 4
+    on_hot, mini_hot = stage["on-policy-hot"], stage["off-mini-hot"]
+    assert on_hot.batch_size == on_hot.mini_batch_size == 16
+    assert mini_hot.batch_size // mini_hot.mini_batch_size == 4
+    assert cfgs["off-reuse-hot"].algo.reuse_epochs == 4
+    assert stage["off-reuse-hot"].batch_size == stage["off-reuse-hot"].mini_batch_size
     for key, eps in (("clip-0.2", 0.2), ("clip-0.265", 0.265), ("clip-0.28", 0.28)):
-        assert cfgs[key].algo.clip_high == eps and cfgs[key].optim.lr == CLIP_LR
+        assert cfgs[key].algo.clip_high == eps
         assert stage[key].batch_size // stage[key].mini_batch_size == CLIP_N_SGD
-    assert cfgs["off-mini"].optim.lr == cfgs["on-policy"].optim.lr < CLIP_LR
+    hot = {k for k, c in cfgs.items() if c.optim.lr == HOT_LR}
+    assert hot == {
+        "on-policy-hot",
+        "off-mini-hot",
+        "off-reuse-hot",
+        "clip-0.2",
+        "clip-0.265",
+        "clip-0.28",
+    }
+    assert cfgs["on-policy"].optim.lr < HOT_LR
     assert cfgs["adaptive"].algo.entropy.mode == "adaptive"
     assert cfgs["fixed-large"].algo.entropy.coef > cfgs["fixed-small"].algo.entropy.coef > 0
     assert stage["trunc-mask"].max_response_length == s.truncation_length
@@ -108,10 +120,10 @@ def test_every_variant_is_a_valid_config_doing_what_it_says() -> None:
 MICRO = Finding(
     "micro",
     "off-policy lowers the entropy and the accuracy",
-    (("on-policy", "N_SGD 1"), ("off-mini", "N_SGD 4")),
+    (("on-policy", "N_SGD 1"), ("off-mini-hot", "N_SGD 4")),
     (
-        PairedTest("entropy", "off-mini", "on-policy", "entropy", "ratio", "<"),
-        PairedTest("accuracy", "on-policy", "off-mini", "heldout", "diff", ">"),
+        PairedTest("entropy", "off-mini-hot", "on-policy", "entropy", "ratio", "<"),
+        PairedTest("accuracy", "on-policy", "off-mini-hot", "heldout", "diff", ">"),
     ),
 )
 
@@ -144,7 +156,7 @@ def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
     assert set(entry) >= {"claim", "variants", "tests", "rule", "verdict", "reproduced", "plot"}
     assert entry["reproduced"] == (entry["verdict"] == "reproduced")
     finals = {}
-    for key in ("on-policy", "off-mini"):
+    for key in ("on-policy", "off-mini-hot"):
         run_dir = out / "runs" / "micro" / f"{key}-s0"
         rows, evals = read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(run_dir / "eval.jsonl")
         assert [r["step"] for r in rows] == [1, 2, 3, 4]
@@ -163,14 +175,14 @@ def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
         assert stats["final_accuracy"] == pytest.approx(evals[-1]["avg_at_k"])
         assert stats["base_accuracy"] == pytest.approx(evals[0]["avg_at_k"])
         assert stats["final_truncation"] == pytest.approx(rows[-1]["truncation_ratio"])
-    off_rows = read_jsonl(out / "runs" / "micro" / "off-mini-s0" / "metrics.jsonl")
+    off_rows = read_jsonl(out / "runs" / "micro" / "off-mini-hot-s0" / "metrics.jsonl")
     assert {r["n_sgd"] for r in off_rows} == {4}  # 4 groups of 4 prompts, mini-batch 1
     ratio, diff = entry["tests"]
     means = {k: v["mean"]["final_entropy"] for k, v in entry["variants"].items()}
-    assert ratio["estimate"] == pytest.approx(means["off-mini"] / means["on-policy"])
+    assert ratio["estimate"] == pytest.approx(means["off-mini-hot"] / means["on-policy"])
     assert ratio["units"] == 1 and ratio["seeds"] == 1
     # The accuracy test is the mean per-problem difference of the two final tables.
-    expected = sum(finals["on-policy"][u] - finals["off-mini"][u] for u in finals["on-policy"])
+    expected = sum(finals["on-policy"][u] - finals["off-mini-hot"][u] for u in finals["on-policy"])
     assert diff["estimate"] == pytest.approx(expected / 4)
     assert diff["units"] == 4 and diff["verdict"] in {"reproduced", "inconclusive", "opposite"}
     assert (out / "plots" / "micro.png").stat().st_size > 1000
@@ -191,7 +203,7 @@ def test_report_only_trains_nothing_and_says_what_is_missing(tmp_path: Path) -> 
     said: list[str] = []
     doc = run_study(study, jobs=1, say=said.append, train=False)
     assert not said and not (tmp_path / "study" / "runs").exists()  # nothing trained
-    assert doc["runs_done"] == 0 and doc["runs_planned"] == len(study.runs) == 30
+    assert doc["runs_done"] == 0 and doc["runs_planned"] == len(study.runs) == 2 * len(VARIANTS)
     assert {f["verdict"] for f in doc["findings"].values()} == {"not measured"}
     assert (tmp_path / "study" / "findings.json").is_file()
     assert (tmp_path / "study" / "plots" / "off_policy.png").is_file()

@@ -96,7 +96,7 @@ def test_runs_are_ordered_seed_by_seed_finding_by_finding() -> None:
     for seed, specs in order:
         keys = [r.variant for r in specs]
         assert {r.seed for r in specs} == {seed} and len(keys) == len(VARIANTS) == len(set(keys))
-        assert keys[:4] == ["on-policy", "off-mini", "off-reuse", "temp-0.6"]
+        assert keys[:4] == ["on-policy-hot", "off-mini-hot", "off-reuse-hot", "on-policy"]
         for finding in FINDINGS:  # each finding's runs are done before the next one's start
             done = max(keys.index(k) for k, _ in finding.variants)
             later = FINDINGS[FINDINGS.index(finding) + 1 :]
