@@ -67,6 +67,13 @@ HACKS = {
         "import atexit, os\natexit.register(lambda: os._exit(0))\ndef inc(x):\n    return x",
         "",  # the tests already failed and were reported before the exit handlers run
     ),
+    "patched_test_plan_plans_no_calls": (  # the judge is another process: its plan stays
+        "try:\n    import _test_plan, _judge\n"
+        "    _test_plan.prefetch_plan = _judge.prefetch_plan = lambda job, scope: [[] for _ in job['tests']]\n"
+        "    _test_plan.free_names = _judge.free_names = lambda *a: []\n"
+        "except ImportError:\n    pass\ndef inc(x):\n    return x",
+        "",
+    ),
     "patched_json_writes_a_passing_record": (
         "import json\n_dumps = json.dumps\n"
         "json.dumps = lambda o, *a, **k: _dumps({'i': 0, 'status': 'ok', 'hack': '', 'exit': False})\n"
