@@ -50,6 +50,9 @@ def test_one_candidate_cannot_change_the_next_ones_tests(backend):
 def test_the_judge_process_is_reused_and_replaced_after_a_kill(backend):
     if not backend.isolated:
         pytest.skip("the weak mode has no judge uid to find the judge by")
+    # A server is replaced after MAX_RUNS runs: start from a fresh one, or the runs of the
+    # tests before this one decide whether the replacement falls inside it.
+    sandbox_host.shutdown()
     assert code_verdict(block(HONEST), SHARED).reward == 1.0
     (first,) = [pids for pids in judge_processes(backend.isolation).values() if pids]
     assert len(first) == 1  # one idle judge server, nothing else as the judge uid
