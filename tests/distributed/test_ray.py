@@ -211,9 +211,14 @@ def test_closing_the_rollout_engine_releases_every_actor_and_the_bundles(
         rollout.close()
         rollout.close()  # idempotent
         policy.close()
+        # ray.kill is asynchronous: a call sent at once may still be answered (seen once in
+        # a full suite), so each actor gets until the deadline to be gone.
+        deadline = time.monotonic() + 120
         for actor in actors:
             with pytest.raises(ray.exceptions.RayActorError):
-                ray.get(actor.__ray_ready__.remote(), timeout=120)
+                while time.monotonic() < deadline:
+                    ray.get(actor.__ray_ready__.remote(), timeout=120)
+                    time.sleep(0.2)
         assert ray.util.placement_group_table(placement.group)["state"] == "REMOVED"
         deadline = time.monotonic() + 60
         while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
