@@ -153,9 +153,9 @@ class Remote:
 
 
 class Prefetched(Remote):
-    """A stub whose calls were all sent ahead in one batch (see `_test_plan.prefetch_plan`): each
-    call takes the next reply of the stream instead of a round trip, which matters on a
-    busy machine where every wake-up of the other process waits for a time slice."""
+    """A stub whose calls were all sent ahead in one batch (`_test_plan.prefetch_plan`):
+    each call takes the next reply of the stream instead of a round trip, which matters on
+    a busy machine where every wake-up of the other process waits for a time slice."""
 
     def __init__(self, link, classes, calls):
         super().__init__(link, classes, {})

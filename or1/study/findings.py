@@ -137,8 +137,8 @@ FINDINGS: tuple[Finding, ...] = (
             _better("on-policy beats off-mini", "on-policy-hot", "off-mini-hot"),
             _better("on-policy beats off-reuse", "on-policy-hot", "off-reuse-hot"),
         ),
-        note=f"At lr {HOT_LR:g}, twice the preset's: at 5e-5 N_SGD 4 hardly moves the ratio "
-        "from 1 (docs/study.md).",
+        note=f"At lr {HOT_LR:g} (the study presets train at 5e-5, where N_SGD 4 hardly moves "
+        "the ratio from 1: docs/study.md).",
     ),
     Finding(
         "temperature",

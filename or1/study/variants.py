@@ -23,8 +23,8 @@ DONE_FILE = "study_run.json"
 # looked flat (held-out +0.004 over steps 75-100) while on-policy still gained +0.03 and
 # had caught up, so the runs go on to 200 (where N_SGD 4 was ahead again: docs/study.md).
 FULL_STEPS = 200
-# The off-policy and clip-higher findings train at twice the preset's lr (5e-5), where
-# N_SGD > 1 moves the policy away from the one that sampled: at 5e-5 the ratio hardly
+# The off-policy and clip-higher findings train at lr 1e-4, twice the study presets' 5e-5,
+# where N_SGD > 1 moves the policy away from the one that sampled: at 5e-5 the ratio hardly
 # leaves 1 (0.07% of tokens clipped even at N_SGD 8), N_SGD 4 did not stall accuracy and
 # eps_high could not act (the three-seed study of docs/study.md "Results", lr 5e-5).
 # Seed-0 probes of 60 steps at N_SGD 8 (docs/study.md "Off-policy and clip-higher at

@@ -74,7 +74,7 @@ def test_segments_and_plan() -> None:
     assert StudySettings(steps=40, eval_every=15).segment_ends() == [15, 30, 40]
     study = Study(StudySettings.quick(), Path("unused"))
     keys = {key for f in FINDINGS for key, _ in f.variants}
-    assert len(study.runs) == len(keys) * 2  # shared variants (on-policy, clip-0.2...) run once
+    assert len(study.runs) == len(keys) * 2  # a variant shared by findings (on-policy) runs once
     assert all(key in VARIANTS for key in keys)
 
 
