@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 from or1.errors import RewardError
 from or1.rewards import sandbox_host as host
+from or1.rewards import sandbox_uids as uids
 from or1.rewards import sandbox_view as view
 from or1.rewards.sandbox_host import Outcome, Proc, ZygoteError
 
@@ -308,7 +309,7 @@ def proc_limits(limits: Limits, backend: Backend | None = None) -> dict[str, int
     if os.geteuid() != 0 and not (backend or get_backend()).isolated:
         # the weak mode as a normal user: RLIMIT_NPROC counts all our tasks (the strong
         # ones count per throwaway uid, or per user namespace)
-        nproc += host.count_tasks(os.getuid())
+        nproc += uids.count_tasks(os.getuid())
     return {
         "cpu": max(1, int(-(-limits.cpu_s // 1))),
         "as": limits.memory_mb * 2**20,

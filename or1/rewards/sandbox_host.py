@@ -1,6 +1,6 @@
 """Host side of the sandbox (or1/rewards/sandbox.py): the client of one sandbox init
-(`_boot.py`, "the zygote"), the throwaway uids it runs programs as, and reading a run's
-output under caps and a deadline. Linux only.
+(`_boot.py`, "the zygote"), which runs programs as two throwaway uids
+(`sandbox_uids.py`), and reading a run's output under caps and a deadline. Linux only.
 
 One `Zygote` runs one program (or one judge + candidate pair) at a time; `acquire` /
 `release` keep idle ones per backend and process, so a reward worker pays the init's
@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
-import functools
 import itertools
 import json
 import logging
 import os
-import pwd
 import selectors
 import shutil
 import socket
@@ -29,15 +26,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from or1.rewards import sandbox_uids as uids
 from or1.rewards import sandbox_view as view
 
 logger = logging.getLogger("or1.rewards")
 
-# Throwaway uids (root only): UID_BASE .. UID_BASE + UID_SLOTS - 1, two per zygote.
-UID_BASE = int(os.environ.get("OR1_SANDBOX_UID_BASE", "62000"))
-UID_SLOTS = 1000
 START_TIMEOUT_S = 60.0
 KILL_GRACE_S = 5.0  # after a kill, how long the init may take to report the exit
 _RUN_IDS = itertools.count(1)
@@ -90,7 +84,7 @@ class Zygote:
         self.isolation, self.seccomp = isolation, seccomp
         self.python = view.interpreter()
         self.pid_owner = os.getpid()
-        self.leases = _lease_uids(2) if isolation != "none" and os.geteuid() == 0 else []
+        self.leases = self._lease_uids() if isolation != "none" and os.geteuid() == 0 else []
         self.uids = [uid for uid, _ in self.leases] or [None, None]
         self.root_dir = tempfile.mkdtemp(prefix="or1-sbx-root-")
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the init's stderr, closed in close)
@@ -112,6 +106,14 @@ class Zygote:
         finally:
             theirs.close()
         self._wait_ready()
+
+    @staticmethod
+    def _lease_uids() -> list[tuple[int, int]]:
+        """Two throwaway uids (judge, candidate), spread by process and zygote."""
+        try:
+            return uids.lease_uids(2, spread=os.getpid() * 7919 + next(_RUN_IDS))
+        except uids.UidsExhausted as err:
+            raise ZygoteError(str(err)) from None
 
     def _config(self, fd: int, *, seccomp: bool) -> dict:
         from or1.rewards.code_tests import IMPORT_PREFIX
@@ -327,53 +329,6 @@ def _memfd(data: bytes) -> int:
         view_ = view_[os.write(fd, view_) :]
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
-
-
-# --------------------------------------------------------------------------- uids
-
-
-def _lease_uids(n: int) -> list[tuple[int, int]]:
-    """Reserve n throwaway uids with lock files (held until the descriptors close)."""
-    lock_dir = Path(tempfile.gettempdir()) / "or1-sandbox-uids"
-    lock_dir.mkdir(mode=0o700, exist_ok=True)
-    leases: list[tuple[int, int]] = []
-    first = (os.getpid() * 7919 + next(_RUN_IDS)) % UID_SLOTS
-    for k in range(UID_SLOTS):
-        slot = (first + k) % UID_SLOTS
-        if has_account(UID_BASE + slot):
-            continue
-        fd = os.open(lock_dir / f"{slot}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        leases.append((UID_BASE + slot, fd))
-        if len(leases) == n:
-            return leases
-    for _, fd in leases:
-        os.close(fd)
-    raise ZygoteError("sandbox: all throwaway uids are in use")
-
-
-@functools.cache
-def has_account(uid: int) -> bool:
-    try:
-        pwd.getpwuid(uid)
-    except KeyError:
-        return False
-    return True
-
-
-def count_tasks(uid: int) -> int:
-    """Tasks of a uid (RLIMIT_NPROC counts them all): for the weak mode as non-root."""
-    total = 1
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    total += len(os.listdir(f"/proc/{name}/task"))
-    return total
 
 
 # --------------------------------------------------------------------------- the pool
