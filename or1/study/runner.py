@@ -197,11 +197,12 @@ class Study:
             raise ConfigError(f"unknown study variants: {', '.join(unknown)}.")
         for key in keys:
             variant = VARIANTS[key]
+            vs = variant.settings(s)
             for seed in s.seeds:
                 overrides = (
                     *self.overrides,
-                    *s.base_overrides(),
-                    *variant.overrides(s),
+                    *vs.base_overrides(),
+                    *variant.overrides(vs),
                     f"train.seed={seed}",
                 )
                 run_dir = self.out / "runs" / s.mode / f"{key}-s{seed}"
@@ -212,8 +213,8 @@ class Study:
                         str(run_dir),
                         preset,
                         overrides,
-                        tuple(s.segment_ends()),
-                        variant.cost,
+                        tuple(vs.segment_ends()),
+                        variant.cost * variant.length,
                     )
                 )
 

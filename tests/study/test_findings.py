@@ -42,11 +42,11 @@ def _finding(key: str):
 def _off_policy_runs(off_entropy: float, off_accuracy: float, seeds: int = 3) -> dict:
     rng = np.random.default_rng(7)
     return {
-        "on-policy-hot": {s: _run(rng, entropy=0.10, accuracy=0.6) for s in range(seeds)},
-        "off-mini-hot": {
+        "on-policy-long": {s: _run(rng, entropy=0.10, accuracy=0.6) for s in range(seeds)},
+        "off-mini-long": {
             s: _run(rng, entropy=off_entropy, accuracy=off_accuracy) for s in range(seeds)
         },
-        "off-reuse-hot": {
+        "off-reuse-long": {
             s: _run(rng, entropy=off_entropy, accuracy=off_accuracy) for s in range(seeds)
         },
     }
@@ -89,7 +89,7 @@ def test_off_policy_collapse_is_found() -> None:
     assert ratio["low"] < ratio["estimate"] < ratio["high"] < 1
     assert ratio["seeds"] == 3 and ratio["units"] == 3 * 10  # 20% of 50 steps, 3 seeds
     assert entry["tests"][2]["units"] == 3 * len(UIDS)
-    means = entry["variants"]["off-mini-hot"]["mean"]
+    means = entry["variants"]["off-mini-long"]["mean"]
     assert means["final_entropy"] == pytest.approx(0.05, abs=0.005)
 
 
@@ -106,7 +106,7 @@ def test_no_effect_is_not_a_finding_and_the_opposite_is_named() -> None:
 
 def test_a_missing_variant_is_not_measured() -> None:
     runs = _off_policy_runs(0.05, 0.45)
-    del runs["off-reuse-hot"]
+    del runs["off-reuse-long"]
     entry = evaluate_finding(_finding("off_policy"), runs)
     assert entry["tests"][1]["verdict"] == "not measured"
     assert entry["tests"][1]["estimate"] is None

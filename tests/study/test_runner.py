@@ -22,7 +22,7 @@ from or1.study import (
 )
 from or1.study.runner import problems_file
 from or1.study.stats import read_problems
-from or1.study.variants import CLIP_N_SGD, HOT_LR
+from or1.study.variants import CLIP_N_SGD, HOT_LR, LONG
 from or1.tracking import read_jsonl
 
 
@@ -90,23 +90,22 @@ def test_every_variant_is_a_valid_config_doing_what_it_says() -> None:
     assert all(len(c.stages) == 1 and c.eval.max_tokens == 32 for c in cfgs.values())
     assert stage["on-policy"].batch_size == stage["on-policy"].mini_batch_size == 16
     assert cfgs["on-policy"].algo.entropy.mode == "off"
-    on_hot, mini_hot = stage["on-policy-hot"], stage["off-mini-hot"]
-    assert on_hot.batch_size == on_hot.mini_batch_size == 16
-    assert mini_hot.batch_size // mini_hot.mini_batch_size == 4
-    assert cfgs["off-reuse-hot"].algo.reuse_epochs == 4
-    assert stage["off-reuse-hot"].batch_size == stage["off-reuse-hot"].mini_batch_size
+    on_long, mini_long = stage["on-policy-long"], stage["off-mini-long"]
+    assert on_long.batch_size == on_long.mini_batch_size == 16
+    assert mini_long.batch_size // mini_long.mini_batch_size == 4
+    assert cfgs["off-reuse-long"].algo.reuse_epochs == 4
+    assert stage["off-reuse-long"].batch_size == stage["off-reuse-long"].mini_batch_size
+    # The off-policy runs are LONG x the study's steps, evaluated LONG x as far apart.
+    long = {k for k, c in cfgs.items() if c.stages[0].steps == LONG * s.steps}
+    assert long == {"on-policy-long", "off-mini-long", "off-reuse-long"}
+    assert {c.stages[0].steps for k, c in cfgs.items() if k not in long} == {s.steps}
+    ends = {spec.variant: spec.segment_ends for spec in study.runs}
+    assert ends["off-mini-long"] == tuple(LONG * e for e in ends["on-policy"])
     for key, eps in (("clip-0.2", 0.2), ("clip-0.265", 0.265), ("clip-0.28", 0.28)):
         assert cfgs[key].algo.clip_high == eps
         assert stage[key].batch_size // stage[key].mini_batch_size == CLIP_N_SGD
     hot = {k for k, c in cfgs.items() if c.optim.lr == HOT_LR}
-    assert hot == {
-        "on-policy-hot",
-        "off-mini-hot",
-        "off-reuse-hot",
-        "clip-0.2",
-        "clip-0.265",
-        "clip-0.28",
-    }
+    assert hot == {"clip-0.2", "clip-0.265", "clip-0.28"}
     assert cfgs["on-policy"].optim.lr < HOT_LR
     assert cfgs["adaptive"].algo.entropy.mode == "adaptive"
     assert cfgs["fixed-large"].algo.entropy.coef > cfgs["fixed-small"].algo.entropy.coef > 0
@@ -120,10 +119,10 @@ def test_every_variant_is_a_valid_config_doing_what_it_says() -> None:
 MICRO = Finding(
     "micro",
     "off-policy lowers the entropy and the accuracy",
-    (("on-policy", "N_SGD 1"), ("off-mini-hot", "N_SGD 4")),
+    (("on-policy-long", "N_SGD 1"), ("off-mini-long", "N_SGD 4")),
     (
-        PairedTest("entropy", "off-mini-hot", "on-policy", "entropy", "ratio", "<"),
-        PairedTest("accuracy", "on-policy", "off-mini-hot", "heldout", "diff", ">"),
+        PairedTest("entropy", "off-mini-long", "on-policy-long", "entropy", "ratio", "<"),
+        PairedTest("accuracy", "on-policy-long", "off-mini-long", "heldout", "diff", ">"),
     ),
 )
 
@@ -156,33 +155,36 @@ def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
     assert set(entry) >= {"claim", "variants", "tests", "rule", "verdict", "reproduced", "plot"}
     assert entry["reproduced"] == (entry["verdict"] == "reproduced")
     finals = {}
-    for key in ("on-policy", "off-mini-hot"):
+    for key in ("on-policy-long", "off-mini-long"):  # LONG (2) x 4 steps, evals 2 x as far apart
         run_dir = out / "runs" / "micro" / f"{key}-s0"
         rows, evals = read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(run_dir / "eval.jsonl")
-        assert [r["step"] for r in rows] == [1, 2, 3, 4]
-        assert [e["step"] for e in evals] == [0, 2, 4]  # base + one eval per segment
+        assert [r["step"] for r in rows] == list(range(1, 9))
+        assert [e["step"] for e in evals] == [0, 4, 8]  # base + one eval per segment
         # Each segment's per-problem table is kept (the trainer names every one "final").
-        tables = {step: read_problems(problems_file(run_dir, step)) for step in (0, 2, 4)}
+        tables = {step: read_problems(problems_file(run_dir, step)) for step in (0, 4, 8)}
         for step, table in tables.items():
             assert len(table) == 4
             mean = sum(table.values()) / 4
             assert mean == pytest.approx(next(e["avg_at_k"] for e in evals if e["step"] == step))
-        finals[key] = tables[4]
+        finals[key] = tables[8]
         stats = entry["variants"][key]["seeds"]["0"]
         entropy = [r["entropy_full"] for r in rows if r.get("entropy_full") is not None]
-        assert stats["final_entropy"] == pytest.approx(entropy[-1])  # tail of 4 steps = 1
+        tail = entropy[-math.ceil(0.2 * len(entropy)) :]  # 20% of 8 steps: 2
+        assert stats["final_entropy"] == pytest.approx(sum(tail) / len(tail))
         assert stats["entropy_auc"] == pytest.approx(sum(entropy) / len(entropy))
         assert stats["final_accuracy"] == pytest.approx(evals[-1]["avg_at_k"])
         assert stats["base_accuracy"] == pytest.approx(evals[0]["avg_at_k"])
-        assert stats["final_truncation"] == pytest.approx(rows[-1]["truncation_ratio"])
-    off_rows = read_jsonl(out / "runs" / "micro" / "off-mini-hot-s0" / "metrics.jsonl")
+        trunc = [r["truncation_ratio"] for r in rows[-len(tail) :]]
+        assert stats["final_truncation"] == pytest.approx(sum(trunc) / len(trunc))
+    off_rows = read_jsonl(out / "runs" / "micro" / "off-mini-long-s0" / "metrics.jsonl")
     assert {r["n_sgd"] for r in off_rows} == {4}  # 4 groups of 4 prompts, mini-batch 1
     ratio, diff = entry["tests"]
     means = {k: v["mean"]["final_entropy"] for k, v in entry["variants"].items()}
-    assert ratio["estimate"] == pytest.approx(means["off-mini-hot"] / means["on-policy"])
-    assert ratio["units"] == 1 and ratio["seeds"] == 1
+    assert ratio["estimate"] == pytest.approx(means["off-mini-long"] / means["on-policy-long"])
+    assert ratio["units"] == 2 and ratio["seeds"] == 1
     # The accuracy test is the mean per-problem difference of the two final tables.
-    expected = sum(finals["on-policy"][u] - finals["off-mini-hot"][u] for u in finals["on-policy"])
+    on, off = finals["on-policy-long"], finals["off-mini-long"]
+    expected = sum(on[u] - off[u] for u in on)
     assert diff["estimate"] == pytest.approx(expected / 4)
     assert diff["units"] == 4 and diff["verdict"] in {"reproduced", "inconclusive", "opposite"}
     assert (out / "plots" / "micro.png").stat().st_size > 1000

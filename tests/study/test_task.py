@@ -14,6 +14,7 @@ from or1.config import load_config
 from or1.data.tasks.arith import generate_splits, teacher_solution, tokenizer_corpus
 from or1.study import VARIANTS, Study, StudySettings
 from or1.study.curve import heldout_table, main, plot_learning_curve
+from or1.study.variants import LONG
 
 
 def _solution_lengths(preset: str) -> list[int]:
@@ -56,7 +57,8 @@ def test_full_study_trains_study_arith_and_quick_tiny_arith() -> None:
     assert on.stages[0].max_response_length == on.eval.max_tokens == s.max_response_length
     assert trunc.stages[0].max_response_length == s.truncation_length
     assert trunc.eval.max_tokens == s.max_response_length  # held-out evals at full length
-    assert full.runs[0].segment_ends[-1] == s.steps
+    ends = {r.variant: r.segment_ends[-1] for r in full.runs}
+    assert ends["on-policy"] == s.steps and ends["on-policy-long"] == LONG * s.steps
     assert len(full.runs) == len(VARIANTS) * len(s.seeds)
 
 
@@ -96,7 +98,7 @@ def test_runs_are_ordered_seed_by_seed_finding_by_finding() -> None:
     for seed, specs in order:
         keys = [r.variant for r in specs]
         assert {r.seed for r in specs} == {seed} and len(keys) == len(VARIANTS) == len(set(keys))
-        assert keys[:4] == ["on-policy-hot", "off-mini-hot", "off-reuse-hot", "on-policy"]
+        assert keys[:4] == ["on-policy-long", "off-mini-long", "off-reuse-long", "on-policy"]
         for finding in FINDINGS:  # each finding's runs are done before the next one's start
             done = max(keys.index(k) for k, _ in finding.variants)
             later = FINDINGS[FINDINGS.index(finding) + 1 :]
