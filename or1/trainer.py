@@ -32,12 +32,7 @@ from or1.build import (
     make_entropy_controller,
     seed_everything,
 )
-from or1.checkpoint import (
-    Checkpoint,
-    global_rng_state,
-    save_checkpoint,
-    training_state_writer,
-)
+from or1.checkpoint import Checkpoint, global_rng_state, save_checkpoint, training_state_writer
 from or1.config import Config, StageConfig
 from or1.data.problem import Problem
 from or1.data.sampler import PromptSampler
@@ -246,6 +241,7 @@ class Trainer:
         # Entropy e_k of the rollout buffer: mean negative log-prob of the sampled tokens.
         sampled_entropy = mean_neg_logp(batch.rollout_logp, batch.response_mask)
         seed = cfg.train.seed * 100_003 + self.step
+        self.engine.release_memory()  # vLLM's GPU share, back at sync_weights below
         rows = optimizer_step_rows(batch.group_ids, stage=stage, cfg=cfg, seed=seed)
         temperature = cfg.rollout.temperature
         # The trainer's log-probs before the update: the behaviour policy when N_SGD > 1,

@@ -40,6 +40,13 @@ class VLLMRolloutConfig(Section):
     gpu_memory_utilization: float = Field(
         0.5, gt=0, le=1.0, description="share of each GPU's memory vLLM may take"
     )
+    # Colocated, vLLM's share would sit idle through every policy update. Sleep mode
+    # (CUDA/ROCm only; ignored on a CPU) frees it before the update: level 2 discards the
+    # weights and the KV cache (the new weights are loaded after the update anyway),
+    # level 1 offloads the weights to host RAM and discards the KV cache, 0 keeps both.
+    sleep_level: int = Field(
+        2, ge=0, le=2, description="vLLM sleep mode during policy updates: 0 off, 1, 2"
+    )
 
 
 class RolloutConfig(Section):

@@ -50,7 +50,7 @@ from or1.distributed.sharding import PolicyShard
 from or1.engine.forward import ResponseScorer
 from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS
 from or1.engine.micro import trim_padding
-from or1.engine.policy import check_finite
+from or1.engine.policy import check_finite, return_cached_memory
 from or1.types import LossFn, RolloutBatch, TokenScores
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -195,7 +195,9 @@ class ShardedPolicyWorker:
         self.updates += 1
         self._fault_injection()
         self.scorer.train()
-        return [self._step(k, shard, loss_fn, temperature) for k, shard in enumerate(shards)]
+        stats = [self._step(k, shard, loss_fn, temperature) for k, shard in enumerate(shards)]
+        return_cached_memory()  # for a colocated vLLM waking after the update
+        return stats
 
     def _step(
         self, step: int, shard: PolicyShard, loss_fn: LossFn, temperature: float

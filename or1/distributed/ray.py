@@ -176,6 +176,10 @@ class RayRollout:
         ref = state_dict if isinstance(state_dict, ray.ObjectRef) else ray.put(dict(state_dict))
         self.group.call_all("load_weights", ref)
 
+    def release_memory(self) -> None:
+        """Every rollout worker frees what its engine holds (vLLM's sleep mode)."""
+        self.group.call_all("release_memory")
+
     def rng_state(self) -> dict[str, Any]:
         states = self.group.call_all("rng_state")
         # One worker: the same layout as a local engine, so checkpoints move across backends.

@@ -53,6 +53,9 @@ class RolloutWorker:
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         self.engine.load_weights(state_dict)
 
+    def release_memory(self) -> None:
+        self.engine.release_memory()
+
     def rng_state(self) -> dict[str, Any]:
         return self.engine.rng_state()
 

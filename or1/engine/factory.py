@@ -119,6 +119,7 @@ def _build_vllm(spec: RolloutSpec, model: PreTrainedModel, seed: int) -> Rollout
         seed=seed,
         tensor_parallel_size=int(spec.options.get("tensor_parallel_size", 1)),
         gpu_memory_utilization=float(spec.options.get("gpu_memory_utilization", 0.5)),
+        sleep_level=int(spec.options.get("sleep_level", 0)),
         dtype=spec.dtype,
         max_model_len=spec.max_model_len,
         max_num_seqs=spec.max_num_seqs,

@@ -275,6 +275,10 @@ class HFRolloutEngine:
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state_dict, strict=True)
 
+    def release_memory(self) -> None:
+        """Nothing to free: it decodes with the given model and frees its KV cache after
+        every generate."""
+
     def rng_state(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
 

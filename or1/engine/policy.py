@@ -66,6 +66,14 @@ def add_stats(total: dict[str, float], stats: dict[str, float], weight: float = 
             total[key] = total.get(key, 0.0) + value * weight
 
 
+def return_cached_memory() -> None:
+    """After an update, give the caching allocator's free blocks back to the GPU: a
+    colocated vLLM that slept through the update (``rollout.vllm.sleep_level``) wakes
+    into that memory, and it allocates outside this process's cache."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def check_finite(value: torch.Tensor, what: str, step: int) -> None:
     """Raise TrainingError when ``value`` (a loss or a gradient norm) is NaN or inf."""
     if not bool(torch.isfinite(value)):
@@ -203,6 +211,7 @@ class LocalPolicy:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             results.append({**sums, "grad_norm": float(grad_norm)})
+        return_cached_memory()
         return results
 
     def state_dict(self) -> dict[str, torch.Tensor]:

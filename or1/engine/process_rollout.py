@@ -108,6 +108,9 @@ class ProcessRolloutEngine:
         with torch.no_grad():
             self.model.load_state_dict(state_dict)
 
+    def release_memory(self) -> None:
+        """Nothing to free: CPU processes over one shared model (host memory)."""
+
     def rng_state(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
 

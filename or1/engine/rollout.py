@@ -73,6 +73,12 @@ class RolloutEngine(Protocol):
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None: ...
 
+    def release_memory(self) -> None:
+        """Free the device memory held between rollouts, before a policy update (vLLM's
+        sleep mode); the next ``load_weights`` or ``generate`` takes it back. A no-op
+        for engines that hold none of their own."""
+        ...
+
     def rng_state(self) -> dict[str, Any]:
         """The sampling RNG state (checkpointed: a resumed run samples the same)."""
         ...

@@ -19,11 +19,19 @@ the worker's in-place ``reload_weights`` where vLLM has it, else
 ``model_runner.model.load_weights``; the prefix cache is then reset (its KV entries were
 computed with the old weights). A multi-GPU deployment can replace the file hop
 with an NCCL broadcast (vLLM's ``StatelessProcessGroup``) behind the same method.
+
+Memory: vLLM shares each GPU with the policy. With ``sleep_level`` > 0 (CUDA/ROCm: vLLM's
+sleep mode) the trainer calls ``release_memory`` before each update and vLLM frees its
+share (level 2: weights and KV cache discarded; level 1: weights offloaded to host RAM);
+``load_weights`` then wakes the weights, loads the new ones into them, and only then
+wakes the KV cache, so the two are never both allocated beside a full state dict
+(vLLM's RLHF recipe). ``generate`` wakes a level-1 sleeper itself.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import tempfile
 import time
@@ -35,6 +43,8 @@ import torch
 
 from or1.engine.rollout import Rollouts, SamplingParams
 from or1.errors import ConfigError
+
+log = logging.getLogger("or1.engine")
 
 # The worker extension class vLLM mixes into each of its workers (by qualified name).
 WORKER_EXTENSION = "or1.engine.vllm_rollout.WeightLoader"
@@ -144,6 +154,8 @@ class VLLMRolloutEngine:
         max_num_seqs: sequences vLLM decodes together at most (None: vLLM's default).
         enforce_eager: no CUDA graphs / compilation (faster start, slower decode);
             None: eager only when no CUDA device is visible (vLLM on CPU).
+        sleep_level: vLLM's sleep mode in ``release_memory`` (0: off; see the module
+            docstring); off without CUDA, where vLLM has no sleep mode.
         vllm: the vllm module (tests pass a stand-in); None imports it.
     """
 
@@ -159,6 +171,7 @@ class VLLMRolloutEngine:
         max_model_len: int | None = None,
         max_num_seqs: int | None = None,
         enforce_eager: bool | None = None,
+        sleep_level: int = 0,
         vllm: Any = None,
     ) -> None:
         self.vllm = vllm if vllm is not None else import_vllm()
@@ -172,6 +185,13 @@ class VLLMRolloutEngine:
         extra = cpu_scheduler_args(max_model_len) if on_cpu else {}
         if max_num_seqs is not None:
             extra["max_num_seqs"] = max_num_seqs
+        if sleep_level and on_cpu:
+            log.info("rollout.vllm.sleep_level=%d ignored: no sleep mode on a CPU", sleep_level)
+            sleep_level = 0
+        self.sleep_level = sleep_level
+        self.asleep = False
+        if sleep_level:
+            extra["enable_sleep_mode"] = True
         self.llm = self.vllm.LLM(
             model=str(model_dir),
             seed=seed,
@@ -205,6 +225,14 @@ class VLLMRolloutEngine:
         params: SamplingParams,
         progress: Callable[[int], None] | None = None,
     ) -> Rollouts:
+        if self.asleep:
+            if self.sleep_level == 2:
+                raise RuntimeError(
+                    "vLLM slept at level 2 (its weights discarded) and got no new weights: "
+                    "release_memory must be followed by load_weights before generate"
+                )
+            self.llm.wake_up()
+            self.asleep = False
         seeds = torch.randint(0, MAX_SEED, (len(prompts),), generator=self.generator).tolist()
         requests = [{"prompt_token_ids": list(p)} for p in prompts]  # vllm TokensPrompt
         started = time.perf_counter()
@@ -219,6 +247,8 @@ class VLLMRolloutEngine:
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Load the policy's weights into every vLLM worker (see the module docstring)."""
+        if self.asleep:
+            self.llm.wake_up(tags=["weights"])  # the KV cache stays freed until loaded
         shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
         fd, path = tempfile.mkstemp(prefix="or1-weights-", suffix=".pt", dir=shm)
         os.close(fd)
@@ -227,7 +257,16 @@ class VLLMRolloutEngine:
             self.llm.collective_rpc("or1_load_weights", args=(path,))
         finally:
             os.unlink(path)
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
         self.llm.reset_prefix_cache()
+
+    def release_memory(self) -> None:
+        """Sleep (``sleep_level`` > 0): free vLLM's GPU share for the policy update."""
+        if self.sleep_level and not self.asleep:
+            self.llm.sleep(level=self.sleep_level)
+            self.asleep = True
 
     def rng_state(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}

@@ -24,8 +24,9 @@ Letters (bytes per element in parentheses):
 Held for the whole run:
     master weights         P x m / W
     AdamW state            2 P x m / W  (exp_avg and exp_avg_sq in the master dtype)
-    vLLM's share           u x G  (rollout.engine=vllm: its weights and KV cache stay on
-                           the GPU between rollouts; no sleep mode)
+    vLLM's share           u x G  (rollout.engine=vllm with rollout.vllm.sleep_level=0:
+                           its weights and KV cache stay on the GPU through updates;
+                           with sleep mode, the default, it is a rollout-time item)
     CUDA context           1 GiB for the policy process (context, NCCL, allocator slack)
 During an update, on top:
     gradients              P x m / W  (sharded, master dtype; freed after the step)
@@ -169,6 +170,7 @@ class Settings:
     max_num_seqs: int
     gpu_utilization: float  # u
     tensor_parallel: int  # tp
+    vllm_sleeps: bool  # rollout.vllm.sleep_level > 0: vLLM frees its share in updates
     stage: int
     sequences: int  # of the step: prompts x group
 
@@ -221,6 +223,7 @@ def settings_of(cfg: Config, *, stage: int | None = None, device: str = "cuda") 
         max_num_seqs=cfg.rollout.max_num_seqs,
         gpu_utilization=cfg.rollout.vllm.gpu_memory_utilization,
         tensor_parallel=cfg.rollout.vllm.tensor_parallel_size,
+        vllm_sleeps=cfg.rollout.vllm.sleep_level > 0,
         stage=stage,
         sequences=st.batch_size * st.group_size,
     )
@@ -269,7 +272,10 @@ def _held(s: ModelShape, x: Settings, gpu_bytes: int) -> list[Item]:
     ]
     if x.engine == "vllm":
         share = int(x.gpu_utilization * gpu_bytes)
-        items.append(Item("vLLM's share", "held", share, "u x G"))
+        if x.vllm_sleeps:  # freed before every update, taken back for the rollout
+            items.append(Item("vLLM's share", "rollout", share, "u x G (asleep in updates)"))
+        else:
+            items.append(Item("vLLM's share", "held", share, "u x G"))
     return items
 
 

@@ -40,6 +40,8 @@ ADVICE = {
 def _advice(item: Item, settings: Settings) -> str:
     if item.name == "activations" and not settings.checkpointing:
         return "model.gradient_checkpointing=true, or " + ADVICE[item.name]
+    if item.name == "vLLM's share" and not settings.vllm_sleeps:
+        return "rollout.vllm.sleep_level=2 frees it for the update, or " + ADVICE[item.name]
     if item.name == "LM head, log-probs" and settings.logits_chunk is None:
         return "set train.logits_chunk_tokens (e.g. 2048): the head is not chunked"
     return ADVICE[item.name]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from or1.config import AlgoConfig
-from or1.engine.policy import add_stats
+from or1.engine.policy import add_stats, return_cached_memory
 from or1.objective import magic_loss
 from or1.types import BatchTotals
 
@@ -46,3 +46,24 @@ def test_add_stats_weights_means_and_keeps_maxima() -> None:
     add_stats(total, {"clip_frac": 0.5, "ratio_max": 1.2}, weight=0.75)
     add_stats(total, {"clip_frac": 0.1, "ratio_max": 1.5}, weight=0.25)
     assert total == {"clip_frac": pytest.approx(0.75 * 0.5 + 0.25 * 0.1), "ratio_max": 1.5}
+
+
+def test_an_update_gives_the_allocators_cache_back_for_a_waking_vllm(
+    small_policy, ragged_batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU, after every update (not after every optimizer step): a colocated vLLM
+    that slept through it allocates outside torch's cache. No GPU here: the CUDA calls
+    are recorded, the update itself runs on the CPU."""
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    policy = small_policy(6, layers=1)
+    batch = ragged_batch(policy.model.config.vocab_size)
+    loss_fn = magic_loss(AlgoConfig(), entropy_coef=0.0)
+    policy.update(batch, loss_fn, mini_batches=[torch.arange(3), torch.arange(3, 6)])
+    assert emptied == []  # no CUDA device: nothing to give back
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    return_cached_memory()
+    assert emptied == [True]
+    monkeypatch.setattr("or1.engine.policy.return_cached_memory", lambda: emptied.append("u"))
+    policy.update(batch, loss_fn, mini_batches=[torch.arange(3), torch.arange(3, 6)])
+    assert emptied == [True, "u"]  # two optimizer steps, one release

@@ -75,6 +75,13 @@ class ScriptedLLM:
     def reset_prefix_cache(self) -> None:
         self.resets += 1
 
+    # Sleep mode (vLLM: LLM.sleep(level=), LLM.wake_up(tags=None | ["weights"] | ["kv_cache"]))
+    def sleep(self, *, level: int) -> None:
+        self.calls.append(("sleep", level))
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        self.calls.append(("wake_up", tags))
+
 
 def _fake_vllm(llm_cls: type, device: str = "cpu") -> SimpleNamespace:
     """A stand-in vllm module; ``device``: what its platform detection found ("cpu" as
@@ -195,6 +202,59 @@ def test_load_weights_reaches_every_worker_then_resets_the_prefix_cache() -> Non
     assert engine.llm.resets == 1
 
 
+def _names(calls: list[tuple]) -> list[tuple]:
+    """The calls in order: ("sleep", level), ("wake_up", tags), (rpc method,), ("generate",)."""
+    names = []
+    for call in calls:
+        if not isinstance(call[0], str):
+            names.append(("generate",))  # (prompts, params)
+        else:
+            names.append(call[:2] if call[0] in {"sleep", "wake_up"} else (call[0],))
+    return names
+
+
+def test_sleep_mode_frees_vllm_for_the_update_and_wakes_weights_before_the_kv_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    engine = _engine(sleep_level=2)
+    assert engine.llm.kwargs["enable_sleep_mode"] is True
+    torch.manual_seed(0)
+    engine.llm.workers = [FakeWorker(_tiny())]
+    engine.release_memory()
+    engine.release_memory()  # already asleep: once
+    assert _names(engine.llm.calls) == [("sleep", 2)]
+    with pytest.raises(RuntimeError, match="no new weights"):  # level 2 discarded them
+        engine.generate([[1, 2]], SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=2))
+    engine.load_weights(_tiny().state_dict())
+    assert _names(engine.llm.calls) == [
+        ("sleep", 2),
+        ("wake_up", ["weights"]),  # the weights first, loaded, then the KV cache
+        ("or1_load_weights",),
+        ("wake_up", ["kv_cache"]),
+    ]
+    assert not engine.asleep and engine.llm.resets == 1
+    engine.load_weights(_tiny().state_dict())  # awake: no wake_up
+    assert _names(engine.llm.calls)[-1] == ("or1_load_weights",)
+
+
+def test_sleep_level_1_wakes_for_generate_and_is_off_on_a_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    on_cpu = _engine(sleep_level=2)  # no CUDA here: vLLM has no sleep mode
+    assert "enable_sleep_mode" not in on_cpu.llm.kwargs and on_cpu.sleep_level == 0
+    on_cpu.release_memory()
+    assert on_cpu.llm.calls == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    engine = _engine(sleep_level=1)
+    engine.release_memory()
+    engine.llm.outputs = [SimpleNamespace(outputs=[_completion([5, 2], [-0.1, -0.2], "stop")])]
+    engine.generate([[1, 2]], SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=2))
+    assert _names(engine.llm.calls) == [("sleep", 1), ("wake_up", None), ("generate",)]
+    assert _names(_engine(sleep_level=0).llm.calls) == []
+    assert "enable_sleep_mode" not in _engine(sleep_level=0).llm.kwargs
+
+
 class ReloadingWorker(FakeWorker):
     """A newer vLLM worker: it has an in-place ``reload_weights`` (preferred)."""
 
@@ -281,6 +341,7 @@ class SamplingLLM:
         SamplingLLM.instances.append(self)
 
     def generate(self, prompts: list, params: list, *, use_tqdm: bool) -> list:
+        assert self.awake == {"weights", "kv_cache"}, "generate while asleep"
         outs = []
         for prompt, sp in zip(prompts, params, strict=True):
             hf = HFRolloutEngine(self.model, pad_id=0, stop_ids=sp.stop_token_ids, seed=sp.seed)
@@ -303,11 +364,26 @@ class SamplingLLM:
         return outs
 
     def collective_rpc(self, method: str, args: tuple = ()) -> list:
+        assert self.awake == {"weights"}, "weights are loaded into woken weights, KV asleep"
         self.loads += 1
         return [getattr(w, method)(*args) for w in self.workers]
 
     def reset_prefix_cache(self) -> None:
         pass
+
+    awake: ClassVar[set[str]] = {"weights", "kv_cache"}
+
+    def sleep(self, *, level: int) -> None:
+        """Level 2 discards the weights: here they become NaN, so a rollout from weights
+        that were not reloaded after waking shows (NaN log-probs)."""
+        if level == 2:
+            with torch.no_grad():
+                for p in self.model.parameters():
+                    p.fill_(float("nan"))
+        self.awake = set()
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        self.awake = self.awake | set(tags or ["weights", "kv_cache"])
 
 
 @pytest.mark.slow
@@ -330,6 +406,17 @@ def test_training_with_the_vllm_engine_syncs_weights_every_step(
     cfg.eval.before = cfg.eval.after = False
     trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
     assert isinstance(trainer.engine, VLLMRolloutEngine)
+    # Sleep mode as on a GPU (a CPU turns it off): vLLM frees its share for every update.
+    trainer.engine.sleep_level = cfg.rollout.vllm.sleep_level
+    assert trainer.engine.sleep_level == 2  # the default
+    during_update = []
+    update = trainer.policy.update
+
+    def recording_update(*args: Any, **kwargs: Any) -> Any:
+        during_update.append(set(trainer.engine.llm.awake))
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.policy, "update", recording_update)
     trainer.run()
     rows = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
@@ -337,6 +424,7 @@ def test_training_with_the_vllm_engine_syncs_weights_every_step(
     assert [r["step"] for r in rows] == [1, 2, 3]
     llm = SamplingLLM.instances[-1]
     assert llm.loads == 3  # one weight load per update
+    assert during_update == [set()] * 3  # vLLM asleep through every update
     assert all(r["rollout_logp_diff"] < 1e-4 for r in rows), [r["rollout_logp_diff"] for r in rows]
     assert rows[2]["entropy_full"] > rows[0]["entropy_full"] + 0.1  # the weights did move
 

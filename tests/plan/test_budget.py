@@ -65,6 +65,7 @@ def test_7b_on_8_gpus_at_32k_with_vllm(shape7: ModelShape) -> None:
         max_num_seqs=256,
         gpu_utilization=0.5,
         tensor_parallel=1,
+        vllm_sleeps=False,
         stage=1,
         sequences=160 * 32,
     )
@@ -98,6 +99,12 @@ def test_7b_on_8_gpus_at_32k_with_vllm(shape7: ModelShape) -> None:
     assert plan.peak == held + update and not plan.fits  # the unchunked LM head: 65 GiB
     chunked = make_plan(shape7, Settings(**{**vars(x), "logits_chunk": 2048}), gpu_gib=80)
     assert chunked.item("LM head, log-probs").bytes == 2048 * 152064 * 8  # two fp32 [K, V]
+    # Sleep mode: vLLM's share is freed for the update, so it counts at rollout time only.
+    asleep = make_plan(shape7, Settings(**{**vars(x), "vllm_sleeps": True}), gpu_gib=80)
+    assert asleep.item("vLLM's share").phase == "rollout"
+    assert asleep.total("held") == held - share and asleep.total("rollout") == share
+    assert asleep.peak == held - share + max(update, share)
+    assert asleep.vllm_sequences == plan.vllm_sequences  # the same share while it samples
     assert chunked.peak == plan.peak - 32768 * 152064 * 14 + 2048 * 152064 * 8
     assert chunked.fits == (chunked.peak <= 80 * GIB)
 
@@ -121,6 +128,7 @@ def test_32b_on_one_gpu_with_the_hf_engine(q32b: Path) -> None:
         max_num_seqs=64,
         gpu_utilization=0.5,
         tensor_parallel=1,
+        vllm_sleeps=False,
         stage=1,
         sequences=160 * 32,
     )

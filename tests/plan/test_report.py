@@ -21,14 +21,21 @@ def test_or1_plan_prints_the_table_and_says_whether_it_fits(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "160")  # rich wraps at the terminal's width
     argv = ["plan", "--preset", "skywork-or1-7b", f"model.path={q7b}", "--gpu-memory", "60"]
-    code = main([*argv, "--workers", "8"])
+    kept = [*argv[:4], "rollout.vllm.sleep_level=0", *argv[4:]]  # no sleep mode
+    code = main([*kept, "--workers", "8"])
     out = capsys.readouterr().out
     assert "or1 plan: memory per GPU" in out and "7.62B parameters" in out
     assert "8 FSDP rank(s)" in out and "stage 1: 2048 + 32768 tokens" in out
     assert "master weights" in out and "3.55" in out  # 7,615,616,512 x 4 / 8 bytes
-    # A 60 GiB GPU: 27 GiB (the preset's 0.45) for vLLM, the rest cannot hold the update.
+    # A 60 GiB GPU: 27 GiB (the preset's 0.45) held by vLLM, the rest cannot hold the update.
     assert code == 1 and "does NOT fit" in out and "to lower: " in out
+    assert "rollout.vllm.sleep_level=2 frees it" in out
     # (27 GiB - 14.2 weights - 2 GiB - 8,192 tokens x 2 x 71,168 - 256 x V x 8) / 1.86 GiB:
+    assert "vLLM: 5 sequences of 34,816 tokens at once" in out
+    # With sleep mode (the default) vLLM frees its 27 GiB for every update: it fits.
+    assert main([*argv, "--workers", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "fits:" in out and "u x G (asleep in updates)" in out
     assert "vLLM: 5 sequences of 34,816 tokens at once" in out
     # Half the response length (stage 0) on 2 ranks of 640 GiB: fits.
     assert main([*argv[:-1], "640", "--workers", "2", "--stage", "0"]) == 0
