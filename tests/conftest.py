@@ -113,18 +113,19 @@ def grouped_batch() -> Callable[..., RolloutBatch]:
     return _grouped_batch
 
 
-def _small_model(layers: int = 2) -> PreTrainedModel:
+def _small_model(layers: int = 2, *, tied: bool = True) -> PreTrainedModel:
     torch.manual_seed(0)
     tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
-    return build_tiny_model(
-        TinyModelConfig(hidden_size=32, num_layers=layers, intermediate_size=64), tok
+    size = TinyModelConfig(
+        hidden_size=32, num_layers=layers, intermediate_size=64, tie_embeddings=tied
     )
+    return build_tiny_model(size, tok)
 
 
 @pytest.fixture(scope="session")
 def small_model() -> Callable[..., PreTrainedModel]:
-    """small_model(layers=2): a random Qwen2 (hidden 32, vocab 300), the same weights
-    every call."""
+    """small_model(layers=2, tied=True): a random Qwen2 (hidden 32, vocab 300), the same
+    weights every call; ``tied=False``: separate embedding and LM head (as 7B/32B)."""
     return _small_model
 
 

@@ -74,7 +74,7 @@ def tiny_model_config(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) 
         num_key_value_heads=cfg.num_kv_heads,
         intermediate_size=cfg.intermediate_size,
         max_position_embeddings=cfg.max_position_embeddings,
-        tie_word_embeddings=True,
+        tie_word_embeddings=cfg.tie_embeddings,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,

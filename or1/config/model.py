@@ -20,6 +20,11 @@ class TinyModelConfig(Section):
     max_position_embeddings: int = Field(
         1024, gt=0, description="positions for a prompt and its response together"
     )
+    tie_embeddings: bool = Field(
+        True,
+        description="one matrix for the embeddings and the LM head; false: two, as in "
+        "R1-Distill-Qwen-7B/32B (FSDP2 then shards each as a unit of its own)",
+    )
 
 
 class ModelConfig(Section):

@@ -7,7 +7,8 @@ shards are all-gathered in bf16 for its forward/backward, and its gradients are
 reduce-scattered in fp32 onto the fp32 shards, where AdamW steps.
 
 The forward is ``or1.engine.forward.ResponseScorer``, the same module the local policy
-runs (no [n, T, V] logits); it is the FSDP2 root unit, each decoder layer a unit below it.
+runs (no [n, T, V] logits); it is the FSDP2 root unit, each decoder layer a unit below
+it, and an untied model's embeddings and LM head a unit each (``shard_model``).
 ``update`` runs this rank's shard of each mini-batch (see ``or1.distributed.sharding``),
 in the micro-batches the driver planned (the same count on every rank: FSDP2 runs
 collectives in every forward/backward), with the trainer's loss function and the
@@ -39,7 +40,12 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import (
+    FSDPModule,
+    MixedPrecisionPolicy,
+    fully_shard,
+    register_fsdp_forward_method,
+)
 from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 
@@ -48,7 +54,7 @@ from or1.config import OptimConfig
 from or1.distributed.dcp import load_state, local_tensors, save_state, training_state
 from or1.distributed.sharding import PolicyShard
 from or1.engine.forward import ResponseScorer
-from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS
+from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS, SCORES_METHOD, give_scores_method
 from or1.engine.micro import trim_padding
 from or1.engine.policy import check_finite, return_cached_memory
 from or1.types import LossFn, RolloutBatch, TokenScores
@@ -67,11 +73,25 @@ def mixed_precision(master: torch.dtype, compute: torch.dtype) -> MixedPrecision
 
 
 def shard_model(scorer: ResponseScorer, mesh: Any, mp_policy: MixedPrecisionPolicy) -> None:
-    """``fully_shard`` each decoder layer, then the root: the scorer, which holds the
-    embeddings, the final norm and the (tied) head."""
-    layers = getattr(scorer.model.base_model, "layers", None)
-    for layer in layers or []:
+    """``fully_shard`` each decoder layer; an untied model's embeddings and LM head each as
+    a unit of its own; then the root: the scorer, with the final norm (and a tied
+    embedding/head matrix, which one unit must hold).
+
+    The root unit stays gathered from its forward to the end of backward, so at Qwen's
+    152K vocabulary an untied embedding and head in it would cost 2 x V x h x c (3.1 GB at
+    32B in bf16) plus their gradients for the whole backward. As units they are gathered
+    only while they compute: the embedding in its forward and backward, the head while it
+    scores (``head_scores`` calls the head's ``SCORES_METHOD``, which FSDP2 hooks like a
+    forward) and again in its backward."""
+    model = scorer.model
+    for layer in getattr(model.base_model, "layers", None) or []:
         fully_shard(layer, mesh=mesh, mp_policy=mp_policy)
+    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if head is not None and head.weight is not embed.weight:
+        fully_shard(embed, mesh=mesh, mp_policy=mp_policy)
+        give_scores_method(head)
+        fully_shard(head, mesh=mesh, mp_policy=mp_policy)
+        register_fsdp_forward_method(head, SCORES_METHOD)
     fully_shard(scorer, mesh=mesh, mp_policy=mp_policy)
     for module in scorer.modules():
         if isinstance(module, FSDPModule):
@@ -120,6 +140,10 @@ class ShardedPolicyWorker:
             self.reference = ResponseScorer(frozen, chunk_tokens=logits_chunk_tokens)
         self.names = [name for name, _ in model.named_parameters()]
         self.updates = 0
+
+    def fsdp_units(self) -> list[str]:
+        """Module names of this rank's FSDP2 units ("" is the root), after ``setup``."""
+        return [name for name, m in self.scorer.named_modules() if isinstance(m, FSDPModule)]
 
     @staticmethod
     def rendezvous() -> tuple[str, int]:

@@ -7,7 +7,7 @@ are computed in chunks of tokens from them (``or1.engine.lm_head``), only on the
 positions that predict real response tokens. No [n, T, V] logits tensor exists.
 
 The local policy and every FSDP2 rank run this same module (on FSDP2 it is the root
-unit, so the head's parameters are gathered while it runs). Two ways through the
+unit; an untied head is a unit of its own, gathered while it scores). Two ways through the
 decoder give the same scores (tests check it):
 
 - full: one pass over [prompt | response] (response token j at column P + j is
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS, token_scores
+from or1.engine.lm_head import DEFAULT_CHUNK_TOKENS, head_scores
 from or1.errors import ConfigError
 from or1.types import TokenScores
 
@@ -94,11 +94,9 @@ class ResponseScorer(nn.Module):
         else:
             hidden = self._full_hidden(input_ids, attention_mask, p)
         real = attention_mask[:, p:].bool()  # [n, T] real response tokens
-        head = self.model.get_output_embeddings()
-        logp, entropy = token_scores(
+        logp, entropy = head_scores(
+            self.model.get_output_embeddings(),
             hidden[real],
-            head.weight,
-            head.bias,
             input_ids[:, p:][real],
             temperature=temperature,
             chunk_tokens=self.chunk_tokens,

@@ -26,15 +26,45 @@ in float32; the weight's gradient is returned in the weight's own dtype (fp32 ma
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 # Tokens per chunk by default (train.logits_chunk_tokens): at Qwen's V = 151,936 two
 # [512, V] fp32 buffers are 0.62 GB, whatever the response length.
 DEFAULT_CHUNK_TOKENS = 512
+# The method ``give_scores_method`` adds to an LM-head module: FSDP2 registers it as a
+# forward method, so a sharded head is gathered while it computes (or1.distributed.fsdp).
+SCORES_METHOD = "or1_token_scores"
+
+
+def head_scores(
+    head: nn.Module,
+    hidden: Tensor,
+    targets: Tensor,
+    *,
+    temperature: float = 1.0,
+    chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
+) -> tuple[Tensor, Tensor]:
+    """``token_scores`` with the weight and bias of ``head`` (a linear LM head), through
+    its ``SCORES_METHOD`` when it has one."""
+    method = getattr(head, SCORES_METHOD, None)
+    if method is not None:
+        return method(hidden, targets, temperature=temperature, chunk_tokens=chunk_tokens)
+    return _scores_of(head, hidden, targets, temperature=temperature, chunk_tokens=chunk_tokens)
+
+
+def _scores_of(head: nn.Module, hidden: Tensor, targets: Tensor, **kw: Any) -> tuple[Tensor, ...]:
+    return token_scores(hidden, head.weight, head.bias, targets, **kw)
+
+
+def give_scores_method(head: nn.Module) -> None:
+    """Make ``head_scores`` run through a method of ``head`` (this instance only): a
+    module's forward method is what FSDP2 hooks to gather its parameters."""
+    setattr(head, SCORES_METHOD, types.MethodType(_scores_of, head))
 
 
 def token_scores(

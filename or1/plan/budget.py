@@ -7,7 +7,8 @@ sequences are the ones that run out of memory.
 
 Letters (bytes per element in parentheses):
     P   parameters; P_layer those of one decoder layer, P_root the rest (embeddings,
-        final norm, untied LM head): FSDP2 shards each decoder layer and then the root
+        final norm, untied LM head): FSDP2 shards each decoder layer, an untied model's
+        embeddings and LM head (P_out: the larger), and then the root
     L, h, f, V   decoder layers, hidden size, MLP size, vocabulary size
     kv  key/value width of a layer = num_key_value_heads x head_dim
     W   FSDP ranks = distributed.workers with distributed.backend=ray, else 1
@@ -32,10 +33,14 @@ During an update, on top:
     gradients              P x m / W  (sharded, master dtype; freed after the step)
     unsharded weights      W > 1: (P_root + 2 P_layer) x c: FSDP2 keeps the root unit
                            gathered from forward to backward, and holds the layer it
-                           computes plus the one it prefetches. W = 1 with c < m: P x c
+                           computes plus the one it prefetches. Untied embeddings and
+                           head are units of their own (P_out the larger, P_rest the
+                           root's remainder: the final norm): (P_rest + max(P_out +
+                           P_layer, 2 P_layer)) x c. W = 1 with c < m: P x c
                            (autocast's compute copies); else 0
     unsharded gradients    W > 1: P_root x c (the root's, reduced at the end of backward)
-                           + P_layer x (c + 4) (a layer's, and its fp32 reduce-scatter copy)
+                           + P_layer x (c + 4) (a layer's, and its fp32 reduce-scatter copy);
+                           untied: P_rest x c + max(P_out, P_layer) x (c + 4)
     activations            checkpointing on: L x S x h x c (each layer's input) + S x a,
                            off: L x S x a, with a = 8h + c (5h + 3 kv + 4f) the saved
                            tensors of one layer per token (two RMSNorm inputs in fp32,
@@ -108,6 +113,10 @@ class ModelShape:
     kv_heads: int
     head_dim: int
     vocab: int  # V
+    # P_out: an untied model's larger of embeddings and LM head, each an FSDP2 unit of its
+    # own (or1.distributed.fsdp.shard_model); 0 when tied (both in the root unit)
+    split_params: int = 0
+    rest_params: int = 0  # P_rest: the root unit's share then (P_root - embeddings - head)
 
     @property
     def kv(self) -> int:
@@ -124,10 +133,16 @@ class ModelShape:
         layers = model.get_decoder().layers
         layer_params = max(sum(p.numel() for p in layer.parameters()) for layer in layers)
         heads = config.num_attention_heads
+        embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+        root = params - sum(sum(p.numel() for p in x.parameters()) for x in layers)
+        split = rest = 0
+        if head is not None and head.weight is not embed.weight:
+            sizes = [sum(p.numel() for p in m.parameters()) for m in (embed, head)]
+            split, rest = max(sizes), root - sum(sizes)
         return cls(
             params=params,
             layer_params=layer_params,
-            root_params=params - sum(sum(p.numel() for p in x.parameters()) for x in layers),
+            root_params=root,
             layers=config.num_hidden_layers,
             hidden=config.hidden_size,
             intermediate=config.intermediate_size,
@@ -135,6 +150,8 @@ class ModelShape:
             kv_heads=getattr(config, "num_key_value_heads", None) or heads,
             head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
             vocab=config.vocab_size,
+            split_params=split,
+            rest_params=rest,
         )
 
 
@@ -287,7 +304,23 @@ def layer_activation_bytes(s: ModelShape, c: int) -> int:
 def _update(s: ModelShape, x: Settings) -> list[Item]:
     m, c, w = x.master_bytes, x.compute_bytes, x.workers
     tokens = x.micro_tokens
-    if w > 1:
+    if w > 1 and s.split_params:
+        # untied: the root keeps the rest (the final norm); the embeddings or the head are
+        # gathered (with a layer prefetched) only while they compute
+        rest, out, layer = s.rest_params, s.split_params, s.layer_params
+        weights = Item(
+            "unsharded weights",
+            "update",
+            (rest + max(out + layer, 2 * layer)) * c,
+            "(P_rest + max(P_out + P_layer, 2 P_layer)) x c",
+        )
+        grads = Item(
+            "unsharded gradients",
+            "update",
+            rest * c + max(out, layer) * (c + 4),
+            "P_rest x c + max(P_out, P_layer) x (c + 4)",
+        )
+    elif w > 1:
         weights = Item(
             "unsharded weights",
             "update",

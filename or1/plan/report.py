@@ -32,7 +32,7 @@ ADVICE = {
     "activations": "a smaller train.micro_batch_size (or train.micro_batch_tokens)",
     "LM head, log-probs": "a smaller train.logits_chunk_tokens",
     "KV cache (hf)": "a smaller rollout.max_num_seqs, or rollout.engine=vllm",
-    "unsharded weights": "more, smaller FSDP units (the root holds embeddings and LM head)",
+    "unsharded weights": "more, smaller FSDP units (a tied embedding/LM head stays in the root)",
     "compute copies": "model.dtype=float32 (no compute copies, slower), or FSDP ranks",
 }
 

@@ -54,10 +54,15 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def test_fsdp_update_equals_local_update(ray_cluster: None, small_model, ragged_batch) -> None:
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+def test_fsdp_update_equals_local_update(
+    ray_cluster: None, small_model, ragged_batch, tied: bool
+) -> None:
+    """``tied=False`` (as R1-Distill-Qwen-7B/32B): the embeddings and the LM head are FSDP2
+    units of their own, the head gathered through its scores method, not the root's."""
     optim = OptimConfig(lr=1e-3, grad_clip=0.5)  # small clip: the clipping path is exercised
     loss_fn = magic_loss(AlgoConfig(clip_high=0.28), entropy_coef=0.01)
-    local_model = small_model()
+    local_model = small_model(tied=tied)
     batch = ragged_batch(local_model.config.vocab_size, n=7)
     ray_model = copy.deepcopy(local_model)
     local = LocalPolicy(local_model, optim, micro_batch_size=2, keep_reference=True)
@@ -68,6 +73,10 @@ def test_fsdp_update_equals_local_update(ray_cluster: None, small_model, ragged_
         placement, ray_model, optim, micro_batch_size=2, threads=1, keep_reference=True
     )
     try:
+        units = set(sharded.group.call_all("fsdp_units")[0])
+        split = {"model.model.embed_tokens", "model.lm_head"}
+        assert {"", "model.model.layers.0", "model.model.layers.1"} <= units
+        assert (units & split) == (set() if tied else split)
         before_local = local.logprobs(batch)
         before_ray = sharded.logprobs(batch)
         assert torch.allclose(before_local, before_ray, atol=1e-6)
@@ -82,7 +91,13 @@ def test_fsdp_update_equals_local_update(ray_cluster: None, small_model, ragged_
         diff = (_flat(local.model) - _flat(exported)).abs().max()
         print("max |param diff| after 2 steps:", float(diff))
         assert float(diff) <= PARAM_ATOL, float(diff)
-        assert float((_flat(exported) - _flat(small_model())).abs().max()) > 1e-4  # it moved
+        moved = _flat(exported) - _flat(small_model(tied=tied))
+        assert float(moved.abs().max()) > 1e-4
+        if not tied:  # the head's own gradient reached its shards (not only through h)
+            head = (
+                exported.lm_head.weight.detach() - small_model(tied=False).lm_head.weight.detach()
+            )
+            assert float(head.abs().max()) > 1e-4
         # The (sharded) reference model still scores with the start weights (KL ablation).
         assert torch.allclose(sharded.logprobs(batch, reference=True), before_local, atol=1e-6)
         # The optimizer state comes back in LocalPolicy's layout with the same values.

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from or1.engine import lm_head
-from or1.engine.lm_head import add_matmul, token_scores
+from or1.engine.lm_head import (
+    SCORES_METHOD,
+    add_matmul,
+    give_scores_method,
+    head_scores,
+    token_scores,
+)
 
 F64 = torch.float64
 
@@ -124,3 +130,22 @@ def test_the_weight_gradient_accumulates_bf16_products_in_fp32(monkeypatch) -> N
     meta = torch.zeros(5, 4, device="meta")
     add_matmul(meta, a.bfloat16().to("meta"), b.bfloat16().to("meta"))
     assert meta.dtype == torch.float32 and meta.shape == (5, 4)
+
+
+def test_head_scores_runs_through_the_heads_own_method_once_given() -> None:
+    """The method FSDP2 hooks on an untied head (or1.distributed.fsdp.shard_model) computes
+    what the plain call does, and the call goes through it."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 11, bias=False)
+    hidden, targets = torch.randn(5, 8), torch.randint(0, 11, (5,))
+    plain = head_scores(head, hidden, targets, temperature=0.7, chunk_tokens=2)
+    give_scores_method(head)
+    calls = []
+    method = getattr(head, SCORES_METHOD)
+    setattr(head, SCORES_METHOD, lambda *a, **k: calls.append(k) or method(*a, **k))
+    through = head_scores(head, hidden, targets, temperature=0.7, chunk_tokens=2)
+    assert calls == [{"temperature": 0.7, "chunk_tokens": 2}]
+    for a, b in zip(plain, through, strict=True):
+        assert torch.equal(a, b)
+    expected = torch.log_softmax(hidden @ head.weight.T / 0.7, -1)[torch.arange(5), targets]
+    assert torch.allclose(through[0], expected, atol=1e-6)

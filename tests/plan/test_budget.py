@@ -7,10 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from transformers import Qwen2Config
 
 from or1.config import load_config
 from or1.errors import ConfigError
 from or1.plan.budget import GIB, ModelShape, Settings, make_plan, model_shape, settings_of
+
+from .conftest import Q7B
 
 # Parameters by hand (Qwen2: q/k/v with bias, o without, SwiGLU MLP, two RMSNorms per
 # layer, untied embedding and LM head, a final norm).
@@ -18,6 +21,7 @@ from or1.plan.budget import GIB, ModelShape, Settings, make_plan, model_shape, s
 # norms 2*3584.
 P7_LAYER = (3584 * 3584 + 3584) + 2 * (3584 * 512 + 512) + 3584 * 3584 + 3 * 3584 * 18944 + 2 * 3584
 P7_ROOT = 2 * 152064 * 3584 + 3584
+P7_OUT = 152064 * 3584  # the embeddings, and the LM head: FSDP2 units of their own
 P7 = 28 * P7_LAYER + P7_ROOT
 P32_LAYER = (
     (5120 * 5120 + 5120) + 2 * (5120 * 1024 + 1024) + 5120 * 5120 + 3 * 5120 * 27648 + 2 * 5120
@@ -36,6 +40,7 @@ def test_parameter_counts_from_config_json_alone(q7b: Path, q32b: Path) -> None:
     assert (P7, P32) == (7_615_616_512, 32_763_876_352)
     s = model_shape(q7b / "config.json")
     assert (s.params, s.layer_params, s.root_params) == (P7, P7_LAYER, P7_ROOT)
+    assert (s.split_params, s.rest_params) == (P7_OUT, 3584)  # untied: the final norm is left
     assert (s.layers, s.hidden, s.intermediate, s.kv_heads, s.head_dim, s.vocab) == (
         28,
         3584,
@@ -47,6 +52,8 @@ def test_parameter_counts_from_config_json_alone(q7b: Path, q32b: Path) -> None:
     s32 = model_shape(q32b)
     assert (s32.params, s32.layer_params, s32.root_params) == (P32, P32_LAYER, P32_ROOT)
     assert (s32.kv_heads, s32.head_dim) == (8, 128)
+    tied = ModelShape.from_config(Qwen2Config(**{**Q7B, "tie_word_embeddings": True}))
+    assert (tied.split_params, tied.rest_params) == (0, 0)  # one matrix: the root holds it
 
 
 def test_7b_on_8_gpus_at_32k_with_vllm(shape7: ModelShape) -> None:
@@ -82,8 +89,9 @@ def test_7b_on_8_gpus_at_32k_with_vllm(shape7: ModelShape) -> None:
         "CUDA context": GIB,
         "vLLM's share": share,
         "gradients": P7 * 4 // 8,
-        "unsharded weights": (P7_ROOT + 2 * P7_LAYER) * 2,
-        "unsharded gradients": P7_ROOT * 2 + P7_LAYER * 6,
+        # the head (or the embeddings) and a prefetched layer, beside the root's final norm
+        "unsharded weights": (3584 + P7_OUT + P7_LAYER) * 2,
+        "unsharded gradients": 3584 * 2 + P7_OUT * 6,
         "activations": 28 * s * 3584 * 2 + s * a + s * 2 * (2 * 18944 + 2 * 3584),
         "LM head, log-probs": 32768 * 152064 * (2 + 12),
         "vLLM weights": P7 * 2,
