@@ -57,6 +57,15 @@ class RewardsConfig(Section):
         "first-think: between the first and a second one (released code)",
     )
     code: CodeRewardConfig = CodeRewardConfig()
+    # A step of 256 x 16 responses scored one after another would wait on every code
+    # program in turn; a pool of processes scores them in parallel, each item under a hard
+    # deadline (or1/rewards/pool.py). Training, evaluation and the offline filter use it.
+    workers: int = Field(
+        0,
+        ge=0,
+        description="reward processes scoring a batch in parallel (hard per-item deadline); "
+        "0: in the trainer's process, one after another",
+    )
 
     @field_validator("by_ability")
     @classmethod

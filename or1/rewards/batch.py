@@ -33,10 +33,12 @@ _Key = tuple[str, str, str, str]  # (uid, ability, ground truth, response)
 
 @dataclass(frozen=True)
 class RewardSet:
-    """The reward of each ability, and its hard deadline in the process pool (seconds)."""
+    """The reward of each ability, its hard deadline in the process pool (seconds), and
+    how many pool processes score a batch by default (``workers``; 0: in this process)."""
 
     fns: Mapping[str, RewardFn]
     timeouts: Mapping[str, float] = field(default_factory=dict)
+    workers: int = 0
 
     @classmethod
     def default(cls) -> RewardSet:
@@ -76,6 +78,7 @@ def score_rollouts(
         workers: 0 scores in this process (which should be the main thread: Math-Verify's
             timeouts need it; from another thread a one-worker pool is used instead);
             N >= 1 uses the shared pool of N processes (hard per-item deadlines).
+            0 also means "as ``rewards.workers`` says" (a run's ``rewards.workers``).
 
     Raises:
         RewardError: an unknown ability, a malformed ground truth (the caller's fault).
@@ -96,6 +99,7 @@ def score_problems(
     if not isinstance(workers, int) or workers < 0:
         raise RewardError(f"workers must be an int >= 0, got {workers!r}")
     rewards = rewards or RewardSet.default()
+    workers = workers or rewards.workers
     index: dict[_Key, int] = {}
     unique: list[tuple[Problem, str]] = []
     slots = []

@@ -86,7 +86,7 @@ def rewards_from_config(cfg: RewardsConfig) -> RewardSet:
             fns[ability] = load_reward(path, key=f"rewards.by_ability.{ability}")
         except RewardError as err:
             raise ConfigError(err.message, hint=err.hint) from None
-    return RewardSet(fns, timeouts)
+    return RewardSet(fns, timeouts, workers=cfg.workers)
 
 
 def uses_sandbox(fn: RewardFn) -> bool:

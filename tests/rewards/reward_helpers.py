@@ -51,3 +51,8 @@ def recording_reward(problem: Problem, response: str) -> float:
     """Records what it was shown; 1 for an even-length response (random text: a coin)."""
     CALLS.append((problem.question, response))
     return float(len(response) % 2 == 0)
+
+
+def pid_reward(problem: Problem, response: str) -> Verdict:
+    """Scores 1 and says which process scored it (its reason is the pid)."""
+    return Verdict(1.0, str(os.getpid()))

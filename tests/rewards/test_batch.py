@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import threading
 import time
@@ -191,3 +192,26 @@ def test_pathological_math_off_the_main_thread_is_bounded():
     thread.start()
     thread.join(60)
     assert out == [0.0] and time.monotonic() - start < 20
+
+
+def test_rewards_workers_from_the_config_scores_in_the_pool(helpers, registry):
+    """``rewards.workers`` (the skywork presets: 16) reaches every scoring call through the
+    run's RewardSet: the trainer, the evaluator and the offline filter pass none."""
+    from or1.config import RewardsConfig
+    from or1.data.problem import Problem
+    from or1.rewards import rewards_from_config, score_rollouts
+
+    register_reward("pid", helpers.pid_reward)
+    problems = [Problem(f"p{i}", [], "x", ability="pid") for i in range(4)]
+    here = rewards_from_config(RewardsConfig())
+    pooled = rewards_from_config(RewardsConfig(workers=2))
+    assert (here.workers, pooled.workers) == (0, 2)
+    answers = [f"r{i}" for i in range(8)]
+    in_process = score_rollouts(problems, [i // 2 for i in range(8)], answers, rewards=here)
+    assert {v.reason for v in in_process} == {str(os.getpid())}
+    verdicts = score_rollouts(problems, [i // 2 for i in range(8)], answers, rewards=pooled)
+    pids = {int(v.reason) for v in verdicts}
+    assert os.getpid() not in pids and pids <= {w.proc.pid for w in pool_module.get_pool()._workers}
+    assert [v.reward for v in verdicts] == [1.0] * 8
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        RewardsConfig(workers=-1)
