@@ -216,7 +216,9 @@ def test_tiny_mix_trains_math_and_code_with_the_papers_loop() -> None:
     a, paper = cfg.algo, load_config("skywork-or1-7b").algo
     assert a.model_dump(exclude={"entropy"}) == paper.model_dump(exclude={"entropy"})
     assert a.entropy.model_dump(exclude={"target"}) == paper.entropy.model_dump(exclude={"target"})
-    assert cfg.rewards == load_config("skywork-or1-7b").rewards  # the sandboxed code reward
+    # the sandboxed code reward (the skywork presets add reward processes, GPU nodes' cores)
+    skywork = load_config("skywork-or1-7b").rewards
+    assert cfg.rewards == skywork.model_copy(update={"workers": 0})
     assert cfg.rollout.engine == "hf" and cfg.distributed.backend == "local"
     assert all(s.max_response_length >= 64 for s in cfg.stages)  # a teacher answer fits
 
