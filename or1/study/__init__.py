@@ -1,8 +1,10 @@
-"""The entropy study in miniature (issue 7): the paper's entropy findings on tiny-arith.
+"""The entropy study in miniature (issues 7, 17): the paper's entropy findings, decided by
+paired bootstrap tests.
 
 ``or1 study entropy [--quick] [--seeds N] [--out runs/study-entropy] [--jobs 2]`` trains
-the preset (default ``tiny-arith``) under the variants of RECIPE.md "Findings to reproduce
-in miniature", several seeds each, and writes into ``--out``:
+the preset (full ``study-arith``, quick ``tiny-arith``; ``--preset`` chooses another)
+under the variants of RECIPE.md "Findings to reproduce in miniature", several seeds each,
+and writes into ``--out``:
 
 - ``findings.json``: per finding, its paired tests (statistic, estimate, 95% bootstrap
   interval, verdict; ``or1/study/findings.py`` and ``bootstrap.py``), the finding's verdict
@@ -27,10 +29,13 @@ Choices of the study (stated, not hidden):
 - The study base is one stage of ``max_response_length`` tokens with the entropy term
   off (``algo.entropy.mode=off``) for every finding except the entropy-control one: the
   adaptive controller would push back on exactly the collapse being measured.
+- The off-policy runs are ``LONG`` (2) times the others' length, so a collapse has time to
+  cost accuracy (``variants.py``).
 - ``clip_high`` acts only when N_SGD > 1 (with N_SGD 1 the ratio is exactly 1, nothing is
-  clipped), so the clip-higher finding is measured on the N_SGD 4 (mini-batch) base.
+  clipped), and at the presets' lr no ratio reaches the bound: the clip-higher finding is
+  measured at N_SGD ``CLIP_N_SGD`` (8) and lr ``HOT_LR`` (1e-4), against eps_high 0.2.
 - The truncation finding uses a shorter stage (``truncation_length``) where the base
-  truncates about a third of its responses; everything else uses a length where it does
+  truncates a share of its responses; everything else uses a length where it does
   not truncate. Held-out evals always use ``max_response_length`` tokens.
 - Held-out curves: each run is trained in segments of ``eval_every`` steps, resuming
   from the checkpoint written at each segment end (exact resume), with an avg@k

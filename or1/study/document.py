@@ -11,9 +11,12 @@ from or1.study.findings import evaluate_findings
 from or1.study.runner import Study
 from or1.study.stats import RunData
 from or1.study.variants import (
+    CLIP_N_SGD,
     ENTROPY_COLUMN,
     FIXED_LARGE,
     FIXED_SMALL,
+    HOT_LR,
+    LONG,
     SAME_BAND,
     TAIL_FRACTION,
     TARGET,
@@ -77,6 +80,9 @@ def write_findings(
             "fixed_small": FIXED_SMALL,
             "fixed_large": FIXED_LARGE,
             "same_band": list(SAME_BAND),
+            "off_policy_length": LONG,  # x the study's steps
+            "clip_lr": HOT_LR,
+            "clip_n_sgd": CLIP_N_SGD,
         },
         "findings": evaluate_findings(study.findings, runs),
         "runs": {

@@ -150,6 +150,8 @@ def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
     on_file = json.loads((out / "findings.json").read_text())
     assert on_file["findings"].keys() == {"micro"} and on_file["mode"] == "micro"
     assert on_file["tests"]["resamples"] == 10_000
+    constants = on_file["constants"]
+    assert (constants["off_policy_length"], constants["clip_lr"]) == (LONG, HOT_LR)
     assert on_file["runs_done"] == on_file["runs_planned"] == 2
     entry = on_file["findings"]["micro"]
     assert set(entry) >= {"claim", "variants", "tests", "rule", "verdict", "reproduced", "plot"}
