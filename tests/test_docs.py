@@ -158,7 +158,7 @@ def test_the_recipe_pages_stage_table_is_the_presets() -> None:
 @pytest.mark.parametrize("stage", [0, 1])
 def test_the_scaling_page_shows_what_or1_plan_prints_for_7b(tmp_path: Path, stage: int) -> None:
     """The quickstart's `or1 plan` output (16K, 32K) is what the budget computes today."""
-    from or1.plan.budget import make_plan, model_shape, settings_of
+    from or1.plan import make_plan, model_shape, settings_of
     from or1.plan.report import header, verdict
 
     spec = importlib.util.spec_from_file_location("plan_models", ROOT / "tests/plan/conftest.py")

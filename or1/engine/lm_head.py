@@ -57,7 +57,9 @@ def head_scores(
     return _scores_of(head, hidden, targets, temperature=temperature, chunk_tokens=chunk_tokens)
 
 
-def _scores_of(head: nn.Module, hidden: Tensor, targets: Tensor, **kw: Any) -> tuple[Tensor, ...]:
+def _scores_of(
+    head: nn.Module, hidden: Tensor, targets: Tensor, **kw: Any
+) -> tuple[Tensor, Tensor]:
     return token_scores(hidden, head.weight, head.bias, targets, **kw)
 
 

@@ -24,8 +24,8 @@ Memory: vLLM shares each GPU with the policy. With ``sleep_level`` > 0 (CUDA/ROC
 sleep mode) the trainer calls ``release_memory`` before each update and vLLM frees its
 share (level 2: weights and KV cache discarded; level 1: weights offloaded to host RAM);
 ``load_weights`` then wakes the weights, loads the new ones into them, and only then
-wakes the KV cache, so the two are never both allocated beside a full state dict
-(vLLM's RLHF recipe). ``generate`` wakes a level-1 sleeper itself.
+wakes the KV cache (vLLM's RLHF recipe: the weight update never needs the KV cache's
+memory as well). ``generate`` wakes a level-1 sleeper itself.
 """
 
 from __future__ import annotations

@@ -82,13 +82,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import torch
 
 from or1.config import Config
 from or1.errors import ConfigError
+from or1.plan.shape import ModelShape
 
 log = logging.getLogger("or1.plan")
 
@@ -97,76 +94,6 @@ POLICY_RUNTIME_BYTES = 1 * GIB
 VLLM_RUNTIME_BYTES = 2 * GIB
 VLLM_BLOCK_TOKENS = 16
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """What the plan needs of a model (counts from its config.json)."""
-
-    params: int  # P
-    layer_params: int  # P_layer (the largest decoder layer)
-    root_params: int  # P_root = P - L x P_layer
-    layers: int  # L
-    hidden: int  # h
-    intermediate: int  # f
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int  # V
-    # P_out: an untied model's larger of embeddings and LM head, each an FSDP2 unit of its
-    # own (or1.distributed.fsdp.shard_model); 0 when tied (both in the root unit)
-    split_params: int = 0
-    rest_params: int = 0  # P_rest: the root unit's share then (P_root - embeddings - head)
-
-    @property
-    def kv(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    @classmethod
-    def from_config(cls, config: Any) -> ModelShape:
-        """Count the parameters of ``config``'s architecture on the meta device."""
-        from transformers import AutoModelForCausalLM
-
-        with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(config)
-        params = sum(p.numel() for p in model.parameters())
-        layers = model.get_decoder().layers
-        layer_params = max(sum(p.numel() for p in layer.parameters()) for layer in layers)
-        heads = config.num_attention_heads
-        embed, head = model.get_input_embeddings(), model.get_output_embeddings()
-        root = params - sum(sum(p.numel() for p in x.parameters()) for x in layers)
-        split = rest = 0
-        if head is not None and head.weight is not embed.weight:
-            sizes = [sum(p.numel() for p in m.parameters()) for m in (embed, head)]
-            split, rest = max(sizes), root - sum(sizes)
-        return cls(
-            params=params,
-            layer_params=layer_params,
-            root_params=root,
-            layers=config.num_hidden_layers,
-            hidden=config.hidden_size,
-            intermediate=config.intermediate_size,
-            heads=heads,
-            kv_heads=getattr(config, "num_key_value_heads", None) or heads,
-            head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
-            vocab=config.vocab_size,
-            split_params=split,
-            rest_params=rest,
-        )
-
-
-def model_shape(path: str | Path) -> ModelShape:
-    """The shape of the model whose config.json is ``path`` or in directory ``path``."""
-    from transformers import AutoConfig
-
-    path = Path(path)
-    directory = path.parent if path.name == "config.json" else path
-    if not (directory / "config.json").is_file():
-        raise ConfigError(
-            f"model.path {path} has no config.json.",
-            hint="or1 plan reads a Hugging Face model directory (only its config.json).",
-        )
-    return ModelShape.from_config(AutoConfig.from_pretrained(directory))
 
 
 @dataclass(frozen=True)
@@ -304,35 +231,20 @@ def layer_activation_bytes(s: ModelShape, c: int) -> int:
 def _update(s: ModelShape, x: Settings) -> list[Item]:
     m, c, w = x.master_bytes, x.compute_bytes, x.workers
     tokens = x.micro_tokens
-    if w > 1 and s.split_params:
-        # untied: the root keeps the rest (the final norm); the embeddings or the head are
-        # gathered (with a layer prefetched) only while they compute
-        rest, out, layer = s.rest_params, s.split_params, s.layer_params
-        weights = Item(
-            "unsharded weights",
-            "update",
-            (rest + max(out + layer, 2 * layer)) * c,
-            "(P_rest + max(P_out + P_layer, 2 P_layer)) x c",
-        )
-        grads = Item(
-            "unsharded gradients",
-            "update",
-            rest * c + max(out, layer) * (c + 4),
-            "P_rest x c + max(P_out, P_layer) x (c + 4)",
-        )
-    elif w > 1:
-        weights = Item(
-            "unsharded weights",
-            "update",
-            (s.root_params + 2 * s.layer_params) * c,
-            "(P_root + 2 P_layer) x c",
-        )
-        grads = Item(
-            "unsharded gradients",
-            "update",
-            s.root_params * c + s.layer_params * (c + 4),
-            "P_root x c + P_layer x (c + 4)",
-        )
+    if w > 1:
+        if s.split_params:  # untied: embeddings and head gathered only while they compute
+            rest, out, layer = s.rest_params, s.split_params, s.layer_params
+            gathered = (rest + max(out + layer, 2 * layer)) * c
+            gathered_f = "(P_rest + max(P_out + P_layer, 2 P_layer)) x c"
+            grad = rest * c + max(out, layer) * (c + 4)
+            grad_f = "P_rest x c + max(P_out, P_layer) x (c + 4)"
+        else:  # the root unit (embeddings, tied head) stays gathered through backward
+            gathered = (s.root_params + 2 * s.layer_params) * c
+            gathered_f = "(P_root + 2 P_layer) x c"
+            grad = s.root_params * c + s.layer_params * (c + 4)
+            grad_f = "P_root x c + P_layer x (c + 4)"
+        weights = Item("unsharded weights", "update", gathered, gathered_f)
+        grads = Item("unsharded gradients", "update", grad, grad_f)
     else:
         copies = s.params * c if c < m else 0
         weights = Item("compute copies", "update", copies, "P x c (autocast)" if copies else "-")

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from or1.config import Config
 from or1.errors import ConfigError
-from or1.plan.budget import GIB, Item, Plan, Settings, make_plan, model_shape, settings_of
+from or1.plan.budget import GIB, Item, Plan, Settings, make_plan, settings_of
+from or1.plan.shape import model_shape
 
 log = logging.getLogger("or1.plan")
 

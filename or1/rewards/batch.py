@@ -78,7 +78,7 @@ def score_rollouts(
         workers: 0 scores in this process (which should be the main thread: Math-Verify's
             timeouts need it; from another thread a one-worker pool is used instead);
             N >= 1 uses the shared pool of N processes (hard per-item deadlines).
-            0 also means "as ``rewards.workers`` says" (a run's ``rewards.workers``).
+            0 defers to ``rewards.workers`` (a run's: its ``rewards.workers`` setting).
 
     Raises:
         RewardError: an unknown ability, a malformed ground truth (the caller's fault).

@@ -11,7 +11,8 @@ from transformers import Qwen2Config
 
 from or1.config import load_config
 from or1.errors import ConfigError
-from or1.plan.budget import GIB, ModelShape, Settings, make_plan, model_shape, settings_of
+from or1.plan.budget import GIB, Settings, make_plan, settings_of
+from or1.plan.shape import ModelShape, model_shape
 
 from .conftest import Q7B
 

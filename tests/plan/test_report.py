@@ -78,7 +78,7 @@ def test_preflight_refuses_vllm_where_it_cannot_run(
 
 
 def test_advice_names_the_largest_consumers_first(q7b: Path) -> None:
-    from or1.plan.budget import make_plan, model_shape, settings_of
+    from or1.plan import make_plan, model_shape, settings_of
     from or1.plan.report import advice
 
     over = [f"model.path={q7b}", "model.gradient_checkpointing=false"]
