@@ -295,7 +295,7 @@ class Trainer:
         return save_checkpoint(
             self.run_dir / "ckpt",
             step=self.step,
-            model=self.model,
+            model=self.policy.export_model(),  # sharded: gathered now (fp32 masters)
             tokenizer=self.tokenizer,
             write_training_state=training_state_writer(self.policy, step=self.step),
             rng={"global": global_rng_state(), "engine": self.engine.rng_state()},

@@ -267,10 +267,15 @@ class ShardedPolicyWorker:
             os.kill(os.getpid(), signal.SIGKILL)
 
     # ---- state -----------------------------------------------------------------------
-    def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """The full weights on CPU on rank 0 ({} elsewhere); a collective: call on all."""
+    def full_state_dict(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        """The full weights on CPU on rank 0 ({} elsewhere), floating-point tensors cast to
+        ``dtype`` (None: as held); a collective: call on all."""
         state = get_model_state_dict(self.model, options=FULL)
-        return state if self.rank == 0 else {}
+        if self.rank != 0:
+            return {}
+        if dtype is None:
+            return state
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
     def load_full_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load full weights (every rank gets the same dict); a collective."""

@@ -102,9 +102,10 @@ class RayPolicy:
         self._current = False
         return [merge_stats([steps[k] for steps in per_rank]) for k in range(len(plans))]
 
-    def full_state_ref(self) -> Any:
-        """The full weights as one object in the Ray object store (rank 0's result)."""
-        refs = [a.full_state_dict.remote() for a in self.group.actors]
+    def full_state_ref(self, dtype: torch.dtype | None = None) -> Any:
+        """The full weights as one object in the Ray object store (rank 0's result),
+        floating-point tensors cast to ``dtype`` (None: the master dtype)."""
+        refs = [a.full_state_dict.remote(dtype) for a in self.group.actors]
         self.group.wait(refs, "gathering the weights")
         return refs[0]
 
@@ -321,8 +322,9 @@ def make_ray_engines(
     )
 
     def sync_weights() -> None:
-        ref = policy.full_state_ref()  # gathered once on rank 0, kept in the object store
-        rollout.load_weights(ref)
-        policy.refresh_model(ref)
+        # Gathered once on rank 0 in the rollout workers' dtype (bf16 on GPUs: half the
+        # bytes of the fp32 masters through the object store); the controller's fp32
+        # copy is refreshed only when a checkpoint or an export asks (export_model).
+        rollout.load_weights(policy.full_state_ref(dtype=compute))
 
     return Engines(policy, rollout, sync_weights)

@@ -154,6 +154,13 @@ def test_fsdp_mixed_precision_matches_local_within_bf16(
         assert float(moved) > 0.05  # two steps at lr 1e-3 move the log-probs past bf16 noise
         exported = sharded.export_model()
         assert all(p.dtype == torch.float32 for p in exported.parameters())
+        # What the weight sync sends the rollout workers: the masters cast to bf16.
+        sent = ray.get(sharded.full_state_ref(dtype=torch.bfloat16))
+        masters = exported.state_dict()
+        assert sent.keys() == masters.keys()
+        for name, value in sent.items():
+            assert value.dtype == torch.bfloat16, name
+            assert torch.equal(value, masters[name].to(torch.bfloat16)), name
         state = sharded.optimizer_state()["state"]
         assert all(v.dtype == torch.float32 for s in state.values() for v in s.values() if v.dim())
     finally:
