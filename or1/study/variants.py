@@ -27,14 +27,15 @@ FULL_STEPS = 200
 # moves the policy away from the one that sampled: at 5e-5 the ratio hardly leaves 1
 # (0.07% of tokens clipped even at N_SGD 8) and eps_high could not act (the three-seed
 # study of docs/study.md "Results", lr 5e-5). Seed-0 probes of 60 steps at N_SGD 8
-# (docs/study.md "Off-policy and clip-higher at lr 1e-4"): 1e-4 clips 0.24% of tokens on
+# (docs/study.md "Clip-higher at lr 1e-4: the probes"): 1e-4 clips 0.24% of tokens on
 # the high side and collapses entropy to 0.64x of its start while held-out accuracy still
 # rises (0.47 -> 0.53); 1.5e-4, 2e-4 and 5e-4 wreck accuracy (<= 0.13).
 HOT_LR = 1e-4
 # The off-policy finding's runs are LONG times the study's (400 steps in the full study),
 # at the study presets' lr: over 200 steps N_SGD 4 lowered the entropy (final window x0.83
 # by mini-batches, x0.72 by reuse) but accuracy had not stalled yet; at lr 1e-4 accuracy
-# stalled but the entropy did not fall below on-policy's (docs/study.md "Results").
+# stalled but the entropy did not fall below on-policy's (docs/study.md "Operating points
+# tried before this design").
 LONG = 2
 # Clip-higher's base is more off-policy than the off-policy finding's N_SGD 4: the more
 # updates per batch, the more ratios reach the bound.
@@ -134,10 +135,15 @@ class Variant:
         return replace(s, steps=s.steps * self.length, eval_every=s.eval_every * self.length)
 
 
+def _mini_batches(s: StudySettings, n_sgd: int) -> str:
+    """The stage override of ``n_sgd`` optimizer steps per batch, by mini-batches."""
+    return s.stage(mini_batch_size=max(1, s.batch_size // n_sgd))
+
+
 def _clip(eps_high: float) -> Callable[[StudySettings], list[str]]:
     """The clip-higher family: N_SGD ``CLIP_N_SGD`` by mini-batches at ``HOT_LR``."""
     return lambda s: [
-        s.stage(mini_batch_size=max(1, s.batch_size // CLIP_N_SGD)),
+        _mini_batches(s, CLIP_N_SGD),
         f"optim.lr={HOT_LR}",
         f"algo.clip_high={eps_high}",
     ]
@@ -148,12 +154,7 @@ VARIANTS: dict[str, Variant] = {
     for v in (
         Variant("on-policy", lambda s: []),
         Variant("on-policy-long", lambda s: [], length=LONG),
-        Variant(
-            "off-mini-long",
-            lambda s: [s.stage(mini_batch_size=max(1, s.batch_size // 4))],
-            cost=1.4,
-            length=LONG,
-        ),
+        Variant("off-mini-long", lambda s: [_mini_batches(s, 4)], cost=1.4, length=LONG),
         Variant("off-reuse-long", lambda s: ["algo.reuse_epochs=4"], cost=2.5, length=LONG),
         Variant("temp-0.6", lambda s: ["rollout.temperature=0.6"]),
         Variant(
