@@ -63,6 +63,19 @@ HACKS = {
         "    return 42 if '== 42' in seen else 2 if '== 2' in seen else -1",
         "",
     ),
+    # Expected outputs as values (the call tests' [2, 42]): not strings, so the search above
+    # would miss them; every list and tuple in the heap and every caller frame's locals.
+    "read_expected_values_from_lists_and_frames": (  # (outputs 40 apart; not the inputs)
+        "import gc, sys\ncalls = []\ndef inc(x):\n    calls.append(x)\n"
+        "    pools = [o for o in gc.get_objects() if type(o) in (list, tuple)]\n"
+        "    f = sys._getframe(1)\n    while f is not None:\n"
+        "        pools += [v for v in f.f_locals.values() if type(v) in (list, tuple)]\n        f = f.f_back\n"
+        "    for seq in pools:\n"
+        "        if len(seq) == 2 and all(type(v) is int for v in seq) and seq[1] - seq[0] == 40 and list(seq) != calls:\n"
+        "            return seq[(len(calls) - 1) % 2]\n"
+        "    return -1",
+        "",
+    ),
     "exit_zero_at_interpreter_exit": (
         "import atexit, os\natexit.register(lambda: os._exit(0))\ndef inc(x):\n    return x",
         "",  # the tests already failed and were reported before the exit handlers run
