@@ -21,6 +21,19 @@ class ArithConfig(Section):
     teacher_error_rate: float = Field(
         0.25, ge=0.0, lt=1.0, description="chance the warm-up teacher slips on a step"
     )
+    # A teacher that sometimes writes two steps on one line gives answers of two lengths,
+    # the shorter harder for a small model: the study's truncation finding needs a longer
+    # answer to be a more accurate one (docs/study.md "Truncation").
+    teacher_merge_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="chance the teacher writes a step and the next on one line"
+    )
+
+    def cache_parts(self) -> dict[str, Any]:
+        """The settings that fix a warmed-up model; without merges, the key tiny-arith
+        caches always had (the merge setting did not exist)."""
+        if self.teacher_merge_rate == 0.0:
+            return self.model_dump(exclude={"teacher_merge_rate"})
+        return self.model_dump()
 
 
 class CodeConfig(Section):

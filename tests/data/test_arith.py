@@ -34,3 +34,59 @@ def test_teacher_without_errors_is_right_and_with_errors_slips() -> None:
     )
     # Two steps each slipping with p=0.5: 1 - 0.25 = 75% wrong expected (slips rarely cancel).
     assert 0.6 * len(train) < wrong < 0.9 * len(train)
+
+
+def _think_lines(solution: str) -> list[str]:
+    return solution.split("<think>\n", 1)[1].split("\n</think>", 1)[0].split("\n")
+
+
+def test_teacher_without_merges_is_the_teacher_it_always_was() -> None:
+    # merge_rate 0 draws nothing more from the generator: the same solutions, in order,
+    # as a call without the setting (warm-ups of every preset stay what they were).
+    train, _ = generate_splits(ArithConfig(n_train=100, n_test=5, min_terms=3, max_terms=4), 0)
+    rng_plain, rng_zero = random.Random(3), random.Random(3)
+    plain = [teacher_solution(p, rng_plain, 0.3) for p in train]
+    zero = [teacher_solution(p, rng_zero, 0.3, merge_rate=0.0) for p in train]
+    assert plain == zero
+    assert all(
+        len(_think_lines(s)) == len(p.extra_info["ops"]) for p, s in zip(train, plain, strict=True)
+    )
+
+
+def test_merged_steps_share_a_line_and_still_slip_per_operation() -> None:
+    train, _ = generate_splits(ArithConfig(n_train=300, n_test=5, min_terms=4, max_terms=4), 0)
+    rng = random.Random(0)
+    for p in train:  # 3 steps: the first two on one line, e.g. 9+5-1=13 then 13-6=7
+        sol = teacher_solution(p, rng, 0.0, merge_rate=1.0)
+        first, second = _think_lines(sol)
+        terms, ops = p.extra_info["terms"], p.extra_info["ops"]
+        assert (
+            first
+            == f"{terms[0]}{ops[0]}{terms[1]}{ops[1]}{terms[2]}={evaluate(terms[:3], ops[:2])}"
+        )
+        assert second.startswith(f"{evaluate(terms[:3], ops[:2])}{ops[2]}{terms[3]}=")
+        assert sol.endswith(f"\\boxed{{{p.ground_truth}}}")
+    # Each operation slips at the error rate either way: 3 operations at 0.3 leave
+    # 0.7^3 = 34% right (slips rarely cancel), merged or not.
+    for merge_rate in (0.0, 1.0):
+        right = sum(
+            teacher_solution(p, rng, 0.3, merge_rate=merge_rate).endswith(
+                f"\\boxed{{{p.ground_truth}}}"
+            )
+            for p in train * 4
+        )
+        assert 0.29 < right / (4 * len(train)) < 0.40, (merge_rate, right)
+    lines = [len(_think_lines(teacher_solution(p, rng, 0.0, merge_rate=0.5))) for p in train * 4]
+    # 3 steps: 2 lines if steps 1-2 merge (0.5) or else steps 2-3 do (0.25), 3 otherwise.
+    assert 2.18 < sum(lines) / len(lines) < 2.32
+
+
+def test_merge_setting_keys_the_warmup_cache_only_when_merges_are_on() -> None:
+    plain = ArithConfig()
+    assert "teacher_merge_rate" not in plain.cache_parts()  # the key caches always had
+    assert plain.cache_parts() == {
+        k: v for k, v in plain.model_dump().items() if k != "teacher_merge_rate"
+    }
+    merging = ArithConfig(teacher_merge_rate=0.5)
+    assert merging.cache_parts()["teacher_merge_rate"] == 0.5
+    assert merging.cache_parts() != plain.cache_parts()

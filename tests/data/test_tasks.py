@@ -26,12 +26,17 @@ def test_tiny_arith_hooks_are_the_arith_module_unchanged() -> None:
     hooks = TASKS["tiny-arith"].tiny
     assert hooks is not None and hooks.vocab_size == 384
     # The warm-up cache key of tiny-arith keeps its old inputs (caches stay valid).
-    assert hooks.cache_parts(data) == data.arith.model_dump()
+    old_key = ("n_train", "n_test", "min_terms", "max_terms", "max_operand", "teacher_error_rate")
+    assert hooks.cache_parts(data) == {k: getattr(data.arith, k) for k in old_key}
     train, test = TASKS["tiny-arith"].generate_splits(data, 3)
     math_train, math_test = arith.generate_splits(data.arith, 3)
     assert [p.uid for p in train + test] == [p.uid for p in math_train + math_test]
     via_hook = list(hooks.warmup_examples(train, 30, data, 3))
     direct = list(arith.warmup_examples(train, 30, error_rate=0.25, seed=3))
+    assert [(p.uid, s) for p, s in via_hook] == [(p.uid, s) for p, s in direct]
+    merging = DataConfig(arith=ArithConfig(n_train=40, n_test=5, teacher_merge_rate=0.5))
+    via_hook = list(hooks.warmup_examples(train, 30, merging, 3))
+    direct = list(arith.warmup_examples(train, 30, error_rate=0.25, seed=3, merge_rate=0.5))
     assert [(p.uid, s) for p, s in via_hook] == [(p.uid, s) for p, s in direct]
 
 

@@ -51,7 +51,13 @@ class Task:
 
 
 def _arith_warmup(train: list[Problem], n: int, data: DataConfig, seed: int) -> WarmupPairs:
-    return arith.warmup_examples(train, n, error_rate=data.arith.teacher_error_rate, seed=seed)
+    return arith.warmup_examples(
+        train,
+        n,
+        error_rate=data.arith.teacher_error_rate,
+        seed=seed,
+        merge_rate=data.arith.teacher_merge_rate,
+    )
 
 
 def _code_warmup(train: list[Problem], n: int, data: DataConfig, seed: int) -> WarmupPairs:
@@ -64,7 +70,7 @@ TASKS: dict[str, Task] = {
         TinyModelHooks(
             lambda data: arith.tokenizer_corpus(data.arith),
             _arith_warmup,
-            lambda data: data.arith.model_dump(),  # the key tiny-arith caches always had
+            lambda data: data.arith.cache_parts(),
         ),
     ),
     "tiny-code": Task(
@@ -82,7 +88,7 @@ TASKS: dict[str, Task] = {
             mix.tokenizer_corpus,
             mix.warmup_examples,
             lambda data: {
-                "arith": data.arith.model_dump(),
+                "arith": data.arith.cache_parts(),
                 "code": data.code.model_dump(),
                 "version": coding.TASK_VERSION,
             },

@@ -76,29 +76,45 @@ def _slip(value: int, rng: random.Random) -> int:
     return value + rng.choice((-10, -1, 1, 10))
 
 
-def teacher_solution(problem: Problem, rng: random.Random, error_rate: float) -> str:
-    """A step-by-step R1-style solution; each step slips with probability ``error_rate``."""
+def _step(value: int, op: str, term: int, rng: random.Random, error_rate: float) -> int:
+    result = value + term if op == "+" else value - term
+    return _slip(result, rng) if rng.random() < error_rate else result
+
+
+def teacher_solution(
+    problem: Problem, rng: random.Random, error_rate: float, *, merge_rate: float = 0.0
+) -> str:
+    """A step-by-step R1-style solution; each step slips with probability ``error_rate``.
+
+    With probability ``merge_rate`` a step and the next are written on one line
+    (``7-3+5=9``): each operation still slips at ``error_rate``, so the teacher is as
+    accurate either way, but the shorter form asks more of a model in one line.
+    ``merge_rate`` 0 draws nothing more from ``rng``: the teacher it always was.
+    """
     terms, ops = problem.extra_info["terms"], problem.extra_info["ops"]
     lines = []
-    value = terms[0]
-    for op, term in zip(ops, terms[1:], strict=True):
-        result = value + term if op == "+" else value - term
-        if rng.random() < error_rate:
-            result = _slip(result, rng)
-        lines.append(f"{value}{op}{term}={result}")
-        value = result
+    value, i = terms[0], 0
+    while i < len(ops):
+        line, i_next = f"{value}{ops[i]}{terms[i + 1]}", i + 1
+        value = _step(value, ops[i], terms[i + 1], rng, error_rate)
+        if merge_rate > 0.0 and i_next < len(ops) and rng.random() < merge_rate:
+            line += f"{ops[i_next]}{terms[i_next + 1]}"
+            value = _step(value, ops[i_next], terms[i_next + 1], rng, error_rate)
+            i_next += 1
+        lines.append(f"{line}={value}")
+        i = i_next
     thoughts = "\n".join(lines)
     return f"{THINK_OPEN}\n{thoughts}\n{THINK_CLOSE}\n\\boxed{{{value}}}"
 
 
 def warmup_examples(
-    problems: list[Problem], n: int, *, error_rate: float, seed: int
+    problems: list[Problem], n: int, *, error_rate: float, seed: int, merge_rate: float = 0.0
 ) -> Iterator[tuple[Problem, str]]:
     """``n`` (problem, teacher solution) pairs cycling over ``problems``."""
     rng = random.Random(f"teacher-{seed}")
     for i in range(n):
         problem = problems[i % len(problems)] if i >= len(problems) else rng.choice(problems)
-        yield problem, teacher_solution(problem, rng, error_rate)
+        yield problem, teacher_solution(problem, rng, error_rate, merge_rate=merge_rate)
 
 
 def tokenizer_corpus(cfg: ArithConfig) -> list[str]:

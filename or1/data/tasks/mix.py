@@ -37,7 +37,11 @@ def warmup_examples(
     n_code = round(n * len(code) / max(len(train), 1))
     if math:
         yield from arith.warmup_examples(
-            math, n - n_code, error_rate=data.arith.teacher_error_rate, seed=seed
+            math,
+            n - n_code,
+            error_rate=data.arith.teacher_error_rate,
+            seed=seed,
+            merge_rate=data.arith.teacher_merge_rate,
         )
     if code:
         yield from coding.warmup_examples(
