@@ -36,7 +36,10 @@ Choices of the study (stated, not hidden):
   measured at N_SGD ``CLIP_N_SGD`` (8) and lr ``HOT_LR`` (1e-4), against eps_high 0.2.
 - The truncation finding uses a shorter stage (``truncation_length``) where the base
   truncates a share of its responses; everything else uses a length where it does
-  not truncate. Held-out evals always use ``max_response_length`` tokens.
+  not truncate. Held-out evals always use ``max_response_length`` tokens. Its base has
+  its own warm-up (``Variant.warmup``): a teacher that writes a step and the next on one
+  line with probability ``MERGE_RATE``, so that a longer answer is a more accurate one
+  (the drive masking releases) and only the shorter one fits the stage.
 - Held-out curves: each run is trained in segments of ``eval_every`` steps, resuming
   from the checkpoint written at each segment end (exact resume), with an avg@k
   evaluation after each segment (a run killed during an evaluation redoes it, which

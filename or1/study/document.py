@@ -17,6 +17,7 @@ from or1.study.variants import (
     FIXED_SMALL,
     HOT_LR,
     LONG,
+    MERGE_RATE,
     SAME_BAND,
     TAIL_FRACTION,
     TARGET,
@@ -83,6 +84,7 @@ def write_findings(
             "off_policy_length": LONG,  # x the study's steps
             "clip_lr": HOT_LR,
             "clip_n_sgd": CLIP_N_SGD,
+            "truncation_merge_rate": MERGE_RATE,  # the truncation finding's teacher
         },
         "findings": evaluate_findings(study.findings, runs),
         "runs": {

@@ -208,7 +208,11 @@ FINDINGS: tuple[Finding, ...] = (
             ),
         ),
         third_panel="truncation_ratio",
-        note="Stage length truncation_length, where the base truncates a share of its answers.",
+        note=(
+            "Stage length truncation_length; the base's teacher writes two steps on one line "
+            "with probability MERGE_RATE (shorter, harder), else one per line (longer, "
+            "truncated more often)."
+        ),
     ),
     Finding(
         "batch_group",

@@ -164,6 +164,11 @@ def prepare_warmup(preset: str, overrides: tuple[str, ...]) -> float:
     return time.perf_counter() - start
 
 
+def prepare_warmups(warmups: list[tuple[str, tuple[str, ...]]]) -> float:
+    """``prepare_warmup`` of each (preset, overrides), one after another; returns seconds."""
+    return sum(prepare_warmup(*warmup) for warmup in warmups)
+
+
 def _worker_init() -> None:
     import logging
 
@@ -202,6 +207,7 @@ class Study:
                 overrides = (
                     *self.overrides,
                     *vs.base_overrides(),
+                    *variant.warmup,
                     *variant.overrides(vs),
                     f"train.seed={seed}",
                 )
@@ -218,12 +224,14 @@ class Study:
                     )
                 )
 
-    def warmup_specs(self) -> dict[int, tuple[str, tuple[str, ...]]]:
-        """Per seed, one (preset, overrides): every variant of a seed shares its warm-up."""
-        first: dict[int, tuple[str, tuple[str, ...]]] = {}
+    def warmup_specs(self) -> dict[int, list[tuple[str, tuple[str, ...]]]]:
+        """Per seed, one (preset, overrides) per warm-up its variants train from: they
+        share one, but a variant with ``Variant.warmup`` overrides has its own."""
+        first: dict[int, dict[tuple[str, ...], tuple[str, tuple[str, ...]]]] = {}
         for spec in self.runs:
-            first.setdefault(spec.seed, (spec.preset, spec.overrides))
-        return first
+            own = VARIANTS[spec.variant].warmup
+            first.setdefault(spec.seed, {}).setdefault(own, (spec.preset, spec.overrides))
+        return {seed: list(specs.values()) for seed, specs in first.items()}
 
 
 class _Progress:
@@ -257,11 +265,11 @@ def run_order(study: Study) -> list[tuple[int, list[RunSpec]]]:
 
 def _execute_serial(
     order: list[tuple[int, list[RunSpec]]],
-    warmups: dict[int, tuple[str, tuple[str, ...]]],
+    warmups: dict[int, list[tuple[str, tuple[str, ...]]]],
     progress: _Progress,
 ) -> None:
     for seed, specs in order:
-        progress.warmup(seed, prepare_warmup(*warmups[seed]))
+        progress.warmup(seed, prepare_warmups(warmups[seed]))
         for spec in specs:
             progress.run(spec, train_run(spec))
 
@@ -301,7 +309,7 @@ def execute(
         def queue_warmup() -> None:
             if waiting:
                 seed = waiting.pop(0)
-                pending[pool.submit(prepare_warmup, *warmups[seed])] = (seed, None)
+                pending[pool.submit(prepare_warmups, warmups[seed])] = (seed, None)
 
         for _ in range(min(jobs, len(waiting))):
             queue_warmup()

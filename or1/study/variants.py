@@ -40,6 +40,16 @@ LONG = 2
 # Clip-higher's base is more off-policy than the off-policy finding's N_SGD 4: the more
 # updates per batch, the more ratios reach the bound.
 CLIP_N_SGD = 8
+# The truncation finding needs what makes long-CoT responses grow under RL, absent from
+# the study's task (there the truncation ratio stayed flat, ~0.1, with and without the
+# mask): a longer answer that is a more accurate one. Its base is warmed up on a teacher
+# that writes a step and the next on one line with this probability (data.arith.
+# teacher_merge_rate): as accurate either way, but the one-line form is harder for the
+# model (its 4-term chains: 0.12 right merged, 0.22 not, seed-0 base), and mostly only it
+# keeps a 4-term chain inside truncation_length. Chosen from seed-0 probes of 0.25 / 0.5
+# at 28 / 30 tokens (docs/study.md "Truncation: the probes").
+MERGE_RATE = 0.5
+MERGES = (f"data.arith.teacher_merge_rate={MERGE_RATE}",)
 
 
 # -- settings and variants ----------------------------------------------------------------
@@ -59,7 +69,9 @@ class StudySettings:
     batch_size: int = 16
     group_size: int = 8
     max_response_length: int = 40
-    truncation_length: int = 32  # cuts 42% of the teacher's solutions (long 4-term ones)
+    # The truncation finding's stage: cuts 80% of the 4-term chains written one step per
+    # line, 2% of those with two steps on one line (docs/study.md "Truncation").
+    truncation_length: int = 28
     eval_every: int = FULL_STEPS // 4  # held-out evals at 0, 50, 100, 150, 200
     eval_samples: int = 4
     eval_problems: int | None = 200
@@ -76,7 +88,7 @@ class StudySettings:
             batch_size=16,
             group_size=8,
             max_response_length=32,
-            truncation_length=24,
+            truncation_length=22,
             eval_every=15,
             eval_samples=4,
             eval_problems=100,
@@ -127,6 +139,8 @@ class Variant:
     overrides: Callable[[StudySettings], list[str]]
     cost: float = 1.0  # relative compute, to schedule the long runs first
     length: int = 1  # the run's steps and eval interval, in multiples of the study's
+    # Overrides of the task or its warm-up: the variant trains from its own base.
+    warmup: tuple[str, ...] = ()
 
     def settings(self, s: StudySettings) -> StudySettings:
         """The study's settings as this variant runs them (``length`` times the steps)."""
@@ -173,10 +187,15 @@ VARIANTS: dict[str, Variant] = {
         Variant("clip-0.265", _clip(0.265), cost=1.6),
         Variant("clip-0.28", _clip(0.28), cost=1.6),
         Variant("kl-1e-3", lambda s: ["algo.kl_beta=0.001"], cost=1.3),
-        Variant("trunc-keep", lambda s: [s.stage(max_response_length=s.truncation_length)]),
+        Variant(
+            "trunc-keep",
+            lambda s: [s.stage(max_response_length=s.truncation_length)],
+            warmup=MERGES,
+        ),
         Variant(
             "trunc-mask",
             lambda s: [s.stage(max_response_length=s.truncation_length), "algo.truncation=mask"],
+            warmup=MERGES,
         ),
         Variant(
             "batch-2x",

@@ -22,7 +22,7 @@ from or1.study import (
 )
 from or1.study.runner import problems_file
 from or1.study.stats import read_problems
-from or1.study.variants import CLIP_N_SGD, HOT_LR, LONG
+from or1.study.variants import CLIP_N_SGD, HOT_LR, LONG, MERGE_RATE
 from or1.tracking import read_jsonl
 
 
@@ -111,9 +111,23 @@ def test_every_variant_is_a_valid_config_doing_what_it_says() -> None:
     assert cfgs["fixed-large"].algo.entropy.coef > cfgs["fixed-small"].algo.entropy.coef > 0
     assert stage["trunc-mask"].max_response_length == s.truncation_length
     assert cfgs["trunc-mask"].algo.truncation == "mask"
+    trunc = {k for k, c in cfgs.items() if c.data.arith.teacher_merge_rate == MERGE_RATE}
+    assert trunc == {"trunc-keep", "trunc-mask"}  # the rest train from the usual base
+    assert {c.data.arith.teacher_merge_rate for k, c in cfgs.items() if k not in trunc} == {0}
     assert stage["group-2x"].group_size == 16 and stage["batch-2x"].batch_size == 32
     assert cfgs["kl-1e-3"].algo.kl_beta == 0.001 and cfgs["temp-0.6"].rollout.temperature == 0.6
     assert {c.train.seed for c in cfgs.values()} == {0}
+
+
+def test_a_variant_with_its_own_warmup_gets_one_per_seed() -> None:
+    study = Study(StudySettings.quick(), Path("unused"))
+    assert {k for k, v in VARIANTS.items() if v.warmup} == {"trunc-keep", "trunc-mask"}
+    specs = study.warmup_specs()
+    assert sorted(specs) == [0, 1]
+    for seed, warmups in specs.items():  # the shared base first, then the truncation one
+        cfgs = [load_config(preset, list(overrides)) for preset, overrides in warmups]
+        assert [c.data.arith.teacher_merge_rate for c in cfgs] == [0.0, MERGE_RATE]
+        assert {c.train.seed for c in cfgs} == {seed}
 
 
 MICRO = Finding(

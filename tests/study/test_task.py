@@ -9,21 +9,34 @@ from pathlib import Path
 
 import pytest
 
-from or1.build.models import build_tiny_tokenizer
+from or1.build.start import tiny_tokenizer
 from or1.config import load_config
-from or1.data.tasks.arith import generate_splits, teacher_solution, tokenizer_corpus
+from or1.data.tasks.arith import generate_splits, teacher_solution
 from or1.study import VARIANTS, Study, StudySettings
 from or1.study.curve import heldout_table, main, plot_learning_curve
 from or1.study.variants import LONG
 
 
-def _solution_lengths(preset: str) -> list[int]:
-    """Tokens (with the end-of-turn token) of the teacher's correct solutions, train split."""
+def _solution_lengths(preset: str, merge_rate: float = 0.0) -> list[tuple[int, int]]:
+    """(terms, tokens with the end-of-turn token) of the teacher's correct solutions of
+    the train split, in the tokenizer the task's model is built with."""
     cfg = load_config(preset)
-    tokenizer = build_tiny_tokenizer(tokenizer_corpus(cfg.data.arith))
+    tokenizer = tiny_tokenizer(cfg)
     train, _ = generate_splits(cfg.data.arith, seed=0)
     rng = random.Random(0)
-    return [len(tokenizer(teacher_solution(p, rng, 0.0))["input_ids"]) + 1 for p in train]
+    return [
+        (
+            len(p.extra_info["terms"]),
+            len(tokenizer(teacher_solution(p, rng, 0.0, merge_rate=merge_rate))["input_ids"]) + 1,
+        )
+        for p in train
+    ]
+
+
+def _cut(lengths: list[tuple[int, int]], limit: int, terms: int) -> float:
+    """The share of the ``terms``-term solutions longer than ``limit`` tokens."""
+    chains = [n for t, n in lengths if t == terms]
+    return sum(n > limit for n in chains) / len(chains)
 
 
 def test_study_task_is_harder_and_fits_the_full_study_lengths() -> None:
@@ -33,13 +46,27 @@ def test_study_task_is_harder_and_fits_the_full_study_lengths() -> None:
     # Everything but the task's difficulty and the stage is tiny-arith's.
     for section in ("model", "warmup", "optim", "algo"):
         assert getattr(study, section) == getattr(easy, section), section
-    lengths = _solution_lengths("study-arith")
     full = StudySettings()
-    assert max(lengths) <= full.max_response_length  # the study length cuts no solution
-    # The truncation stage cuts a share of the solutions (the 3-term ones), not all.
-    cut = sum(n > full.truncation_length for n in lengths) / len(lengths)
-    assert 0.2 < cut < 0.7, cut
-    assert max(_solution_lengths("tiny-arith")) <= StudySettings.quick().max_response_length
+    lengths = _solution_lengths("study-arith")
+    assert max(n for _, n in lengths) <= full.max_response_length  # cuts no solution
+    quick = StudySettings.quick()
+    assert max(n for _, n in _solution_lengths("tiny-arith")) <= quick.max_response_length
+
+
+@pytest.mark.parametrize(("preset", "quick"), [("study-arith", False), ("tiny-arith", True)])
+def test_the_truncation_stage_cuts_the_long_form_and_not_the_merged_one(
+    preset: str, quick: bool
+) -> None:
+    s = StudySettings.quick() if quick else StudySettings()
+    longest = 3 if quick else 4  # terms of the longest chains
+    one_per_line = _solution_lengths(preset)
+    merged = _solution_lengths(preset, merge_rate=1.0)
+    # One step per line, most of the longest chains overflow; written with two steps on
+    # one line, almost none: a shorter, harder answer is the way to stay inside.
+    assert _cut(one_per_line, s.truncation_length, longest) > 0.6
+    assert _cut(merged, s.truncation_length, longest) < 0.1
+    shorter = {t for t, _ in one_per_line if t < longest}
+    assert shorter and max(_cut(one_per_line, s.truncation_length, t) for t in shorter) < 0.1
 
 
 def test_full_study_trains_study_arith_and_quick_tiny_arith() -> None:
@@ -146,6 +173,9 @@ def test_parallel_execution_trains_the_seeds_in_the_order_given(
     assert [seed for seed, _ in runs] == [1] * n + [0] * n + [2] * n
     assert [key for _, key in runs[:n]] == [r.variant for r in runner.run_order(study)[0][1]]
     warmups = [seed for kind, seed, _ in events if kind == "warmup"]
-    assert warmups[:2] == [0, 1] and warmups[2] == 2  # two at once; seed 2's after
+    # Two warm-ups per seed, one after the other: the shared base and the truncation
+    # finding's (Variant.warmup); seeds 1 and 0 at once, seed 2's after.
+    assert sorted(warmups) == [0, 0, 1, 1, 2, 2]
+    assert list(dict.fromkeys(warmups)) == [0, 1, 2]
     assert events.index(("warmup", 2, "")) > events.index(("run", 1, "on-policy"))
     assert sum("already done" in m for m in said) == 3 * n
