@@ -47,7 +47,7 @@ CLIP_N_SGD = 8
 # teacher_merge_rate): as accurate either way, but the one-line form is harder for the
 # model (its 4-term chains: 0.12 right merged, 0.22 not, seed-0 base), and mostly only it
 # keeps a 4-term chain inside truncation_length. Chosen from seed-0 probes of 0.25 / 0.5
-# at 28 / 30 tokens (docs/study.md "Truncation: the probes").
+# at 28 / 30 tokens (docs/study.md "Truncation", "The probes").
 MERGE_RATE = 0.5
 MERGES = (f"data.arith.teacher_merge_rate={MERGE_RATE}",)
 
