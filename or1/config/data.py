@@ -28,13 +28,6 @@ class ArithConfig(Section):
         0.0, ge=0.0, le=1.0, description="chance the teacher writes a step and the next on one line"
     )
 
-    def cache_parts(self) -> dict[str, Any]:
-        """The settings that fix a warmed-up model; without merges, the key tiny-arith
-        caches always had (the merge setting did not exist)."""
-        if self.teacher_merge_rate == 0.0:
-            return self.model_dump(exclude={"teacher_merge_rate"})
-        return self.model_dump()
-
 
 class CodeConfig(Section):
     """The tiny-code task: small Python function specs with hidden call-based tests

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import random
 
-from or1.config import ArithConfig
+from or1.config import ArithConfig, DataConfig
+from or1.data.tasks import arith_cache_parts
 from or1.data.tasks.arith import evaluate, generate_splits, teacher_solution
 
 
@@ -82,11 +83,11 @@ def test_merged_steps_share_a_line_and_still_slip_per_operation() -> None:
 
 
 def test_merge_setting_keys_the_warmup_cache_only_when_merges_are_on() -> None:
-    plain = ArithConfig()
-    assert "teacher_merge_rate" not in plain.cache_parts()  # the key caches always had
-    assert plain.cache_parts() == {
-        k: v for k, v in plain.model_dump().items() if k != "teacher_merge_rate"
+    plain = DataConfig()
+    assert "teacher_merge_rate" not in arith_cache_parts(plain)  # the key caches always had
+    assert arith_cache_parts(plain) == {
+        k: v for k, v in plain.arith.model_dump().items() if k != "teacher_merge_rate"
     }
-    merging = ArithConfig(teacher_merge_rate=0.5)
-    assert merging.cache_parts()["teacher_merge_rate"] == 0.5
-    assert merging.cache_parts() != plain.cache_parts()
+    merging = DataConfig(arith=ArithConfig(teacher_merge_rate=0.5))
+    assert arith_cache_parts(merging)["teacher_merge_rate"] == 0.5
+    assert arith_cache_parts(merging) != arith_cache_parts(plain)

@@ -60,6 +60,15 @@ def _arith_warmup(train: list[Problem], n: int, data: DataConfig, seed: int) -> 
     )
 
 
+def arith_cache_parts(data: DataConfig) -> dict[str, Any]:
+    """The tiny-arith settings that fix a warmed-up model. Without merges it is the key
+    tiny-arith caches always had (``teacher_merge_rate`` did not exist), so a default
+    run still finds the warm-up it built before."""
+    if data.arith.teacher_merge_rate == 0.0:
+        return data.arith.model_dump(exclude={"teacher_merge_rate"})
+    return data.arith.model_dump()
+
+
 def _code_warmup(train: list[Problem], n: int, data: DataConfig, seed: int) -> WarmupPairs:
     return coding.warmup_examples(train, n, error_rate=data.code.teacher_error_rate, seed=seed)
 
@@ -70,7 +79,7 @@ TASKS: dict[str, Task] = {
         TinyModelHooks(
             lambda data: arith.tokenizer_corpus(data.arith),
             _arith_warmup,
-            lambda data: data.arith.cache_parts(),
+            arith_cache_parts,
         ),
     ),
     "tiny-code": Task(
@@ -88,7 +97,7 @@ TASKS: dict[str, Task] = {
             mix.tokenizer_corpus,
             mix.warmup_examples,
             lambda data: {
-                "arith": data.arith.cache_parts(),
+                "arith": arith_cache_parts(data),
                 "code": data.code.model_dump(),
                 "version": coding.TASK_VERSION,
             },

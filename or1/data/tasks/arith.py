@@ -33,10 +33,15 @@ def render_expression(terms: list[int], ops: list[str]) -> str:
     return str(terms[0]) + "".join(f"{op}{t}" for op, t in zip(ops, terms[1:], strict=True))
 
 
+def apply(value: int, op: str, term: int) -> int:
+    """One step of a chain: ``value op term`` (op ``+`` or ``-``)."""
+    return value + term if op == "+" else value - term
+
+
 def evaluate(terms: list[int], ops: list[str]) -> int:
     value = terms[0]
     for op, term in zip(ops, terms[1:], strict=True):
-        value = value + term if op == "+" else value - term
+        value = apply(value, op, term)
     return value
 
 
@@ -77,7 +82,7 @@ def _slip(value: int, rng: random.Random) -> int:
 
 
 def _step(value: int, op: str, term: int, rng: random.Random, error_rate: float) -> int:
-    result = value + term if op == "+" else value - term
+    result = apply(value, op, term)
     return _slip(result, rng) if rng.random() < error_rate else result
 
 
