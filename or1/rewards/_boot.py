@@ -15,7 +15,7 @@ then for every program forks:
   capability), sets no_new_privs, the parent-death signal and hard rlimits, scrubs the
   environment, loads the seccomp filter (no exec, ptrace, pidfd, mount, namespaces,
   keyrings, bpf, ...), closes every other descriptor and only then runs the program
-  in-process. The init reaps it and reports its exit status.
+  in-process (that child is _become.py). The init reaps it and reports its exit status.
 
 When the program (pid 1 of its namespace) exits or is killed, the kernel kills
 everything else in that namespace, so a program leaves nothing behind; it dies with the
@@ -37,8 +37,6 @@ run's judge is usually not forked: an idle judge server takes it (_judges.py), a
 """
 
 import contextlib
-import ctypes
-import errno
 import json
 import os
 import select
@@ -49,202 +47,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I: not on the path
 import _judges
-from _box import (
-    CLONE_NEWCGROUP,
-    CLONE_NEWPID,
-    CLONE_NEWUSER,
-    LAST_CAP,
-    MS_NODEV,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_PRIVATE,
-    MS_REC,
-    NEW_NAMESPACES,
-    PR_CAPBSET_DROP,
-    PR_SET_DUMPABLE,
-    PR_SET_NO_NEW_PRIVS,
-    PR_SET_PDEATHSIG,
-    check,
-    enter_box,
-    enter_program_userns,
-    libc,
-    mount,
-    prctl,
-    unshare,
-)
+from _become import SETUP_FAILED, STATE, report_setup_failure, run_child, seccomp_filter
+from _box import CLONE_NEWPID, PR_SET_PDEATHSIG, check, enter_box, libc, prctl, unshare
 
-SETUP_FAILED = 125  # exit status of a child whose sandbox could not be set up
 # When a run's first proc ends, the others get this long to end by themselves before
 # they are killed, so that their own exit status (e.g. a candidate's os._exit(0)) is seen.
 GRACE_S = 0.1
-WORK = "/sandbox"
-_STATE = {"ctl": None, "wake": None, "filter": None, "cfg": None}
-
-
-# --------------------------------------------------------------------------- a program
-
-
-def _seccomp_filter():
-    import pyseccomp as sc
-
-    deny = sc.ERRNO(errno.EPERM)
-    f = sc.SyscallFilter(sc.ALLOW)
-    for name in _STATE["cfg"]["deny_syscalls"]:
-        try:
-            f.add_rule(deny, name)
-        except (OSError, RuntimeError, ValueError):
-            continue  # not a syscall of this architecture / libseccomp version
-    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # libc falls back to clone(2)
-    for bit in range(32):
-        flag = 1 << bit
-        if flag & (NEW_NAMESPACES | CLONE_NEWUSER | CLONE_NEWCGROUP):
-            f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
-    f.add_rule(deny, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, 0x5412))  # TIOCSTI
-    return f
-
-
-def _report(fd, err):
-    """Say why a sandbox could not be set up (on the program's stderr, else fd 2)."""
-    text = f"or1 sandbox setup failed: {type(err).__name__}: {err}\n".encode()
-    for target in (fd, 2):
-        try:
-            os.write(target, text)
-            return
-        except OSError:
-            continue
-
-
-def _check_parent(life):
-    """Die with the init; `life` reads EOF once the init is gone (a program cannot use
-    getppid(): as pid 1 of its namespace it reads 0)."""
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if select.select([life], [], [], 0)[0]:
-        os._exit(SETUP_FAILED)  # the init is gone: nobody would stop this program
-
-
-def _init(proc, fds, link, server=None):
-    """The child forked for a proc (root; pid 1 of its fresh pid namespace): the other
-    fresh namespaces and mounts, then it becomes the program itself (`_program`). When it
-    ends or is killed, the kernel kills whatever else it started in that namespace.
-    (As pid 1 it ignores signals sent from inside its namespace for which it has no
-    handler; the CPU limit is a SIGKILL: soft = hard, see _set_limits.)"""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    os.close(_STATE["life_w"])  # only the init holds it: EOF means the init is gone
-    _check_parent(_STATE["life"])
-    with os.fdopen(fds[0], "rb") as f:
-        job = json.loads(f.read())
-    if _STATE["cfg"]["isolation"] != "none":
-        unshare(NEW_NAMESPACES & ~CLONE_NEWPID)
-        # (userns mode: the tmpfs belongs to the init's uid 0, the program's PROGRAM_UID)
-        owner = 0 if _STATE["cfg"].get("userns") else proc["uid"]
-        _fresh_mounts(owner, proc["limits"])
-        for cap in range(LAST_CAP + 1):
-            if libc().prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
-                break
-    _program(proc, job, fds, link, server)
-
-
-def _program(proc, job, fds, link, server=None):
-    """Become the program: drop everything, then run it (never returns)."""
-    cfg, limits = _STATE["cfg"], proc["limits"]
-    os.setsid()
-    workdir = WORK if cfg["isolation"] != "none" else job["workdir"]
-    _stdio(job, fds)
-    _drop_privileges(proc["uid"])  # (before descriptor 3 is taken: `life` may be it)
-    if link is not None:
-        os.dup2(link.fileno(), 3, inheritable=False)
-    if server is not None:  # a judge server's control socket (_judges.py)
-        os.dup2(server.fileno(), _judges.CTL_FD, inheritable=False)
-    os.chdir(workdir)  # after the uid change: the directory is the program's, mode 0700
-    for obj in (_STATE["ctl"], link, server, *_STATE["servers"].sockets()):
-        if obj is not None:
-            obj.detach()  # the objects must not close descriptors the program reuses
-    os.closerange(_judges.CTL_FD + 1 if server else 4 if link is not None else 3, 1 << 16)
-    _set_limits(limits)
-    _write_files(job)
-    _fresh_interpreter_state(workdir)
-    if _STATE["filter"] is not None:
-        _STATE["filter"].load()
-    writable = [workdir, "/tmp"] if cfg["isolation"] != "none" else [workdir]
-    if server is not None:
-        _judges.serve(job, proc, workdir, writable, cfg["readable"])
-    runner = __import__("_judge" if proc["kind"] == "judge" else "_harness")
-    runner.run(job, proc, workdir, writable, cfg["readable"])
-
-
-def _fresh_mounts(uid, limits):
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    size = limits["tmpfs_mb"]
-    opts = f"size={size}m,mode=0700,uid={uid},gid={uid}" if uid is not None else f"size={size}m"
-    mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    # (/dev/shm stays the view's root-owned, read-only directory: nothing to share there.)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=1777")
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    check(libc().sethostname(b"sandbox", 7), "sethostname")
-
-
-def _stdio(job, fds):
-    data = bytes.fromhex(job.get("stdin", ""))
-    memfd = os.memfd_create("stdin", 0)
-    os.write(memfd, data)
-    os.lseek(memfd, 0, os.SEEK_SET)
-    for src, dst in ((memfd, 0), (fds[1], 1), (fds[2], 2)):
-        os.dup2(src, dst)
-        os.close(src)
-
-
-def _drop_privileges(uid):
-    if _STATE["cfg"].get("userns"):
-        enter_program_userns()
-    elif uid is not None:
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-    # Set again after the uid change (changing credentials clears it), and make sure
-    # the init did not die before it was set.
-    _check_parent(_STATE["life"])
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
-    prctl(PR_SET_DUMPABLE, 0)
-
-
-def _set_limits(limits):
-    import resource
-
-    def hard(which, value):
-        resource.setrlimit(which, (value, value))
-
-    hard(resource.RLIMIT_CORE, 0)
-    # SIGKILL at the limit (soft = hard): pid 1 of a namespace ignores the soft SIGXCPU.
-    hard(resource.RLIMIT_CPU, limits["cpu"])
-    hard(resource.RLIMIT_AS, limits["as"])
-    hard(resource.RLIMIT_FSIZE, limits["fsize"])
-    hard(resource.RLIMIT_NPROC, limits["nproc"])
-    hard(resource.RLIMIT_NOFILE, limits["nofile"])
-
-
-def _write_files(job):
-    for name, hexdata in job.get("files", {}).items():
-        with open(name, "wb") as f:
-            f.write(bytes.fromhex(hexdata))
-
-
-def _fresh_interpreter_state(workdir):
-    """What a new interpreter would have: own environment, random seed, signal handlers."""
-    import random
-
-    os.environ.clear()
-    os.environ.update(_STATE["cfg"]["env"])
-    if _STATE["cfg"]["isolation"] == "none":  # no private /tmp in the weak mode
-        os.environ.update(HOME=workdir, TMPDIR=workdir)
-    random.seed()
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    # Oversized writes fail with EFBIG (an exception in the program) instead of killing it.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    signal.set_wakeup_fd(-1)
 
 
 # --------------------------------------------------------------------------- serving
@@ -256,7 +64,7 @@ def _start(msg, fds):
     procs = msg["procs"]
     links = socket.socketpair() if len(procs) == 2 else None
     pids = []
-    servers = _STATE["servers"]
+    servers = STATE["servers"]
     for k, proc in enumerate(procs):
         mine = fds[3 * k : 3 * k + 3]
         server = None
@@ -296,9 +104,9 @@ def _fork_proc(proc, fds, k, links, server):
             links[1 - k].close()
         if server is not None:
             server[0].close()
-        _init(proc, mine, link, server[1] if server is not None else None)
+        run_child(proc, mine, link, server[1] if server is not None else None)
     except BaseException as err:
-        _report(mine[2], err)
+        report_setup_failure(mine[2], err)
     finally:
         os._exit(SETUP_FAILED)
 
@@ -308,15 +116,15 @@ def _fork_into_new_pid_namespace():
 
     unshare(CLONE_NEWPID) sets where this process's next child goes; it may only be
     called while that is still this process's own namespace, hence the setns first."""
-    if _STATE["cfg"]["isolation"] == "none":
+    if STATE["cfg"]["isolation"] == "none":
         return os.fork()
-    check(libc().setns(_STATE["own_pid_ns"], CLONE_NEWPID), "setns")
+    check(libc().setns(STATE["own_pid_ns"], CLONE_NEWPID), "setns")
     unshare(CLONE_NEWPID)
     try:
         return os.fork()
     finally:
         if os.getpid() != 1:  # (the parent) later forks go back to its own namespace
-            check(libc().setns(_STATE["own_pid_ns"], CLONE_NEWPID), "setns")
+            check(libc().setns(STATE["own_pid_ns"], CLONE_NEWPID), "setns")
 
 
 def _status(status):
@@ -336,16 +144,16 @@ def serve(ctl):
     """Answer control messages until the host says quit or goes away."""
     runs = {}  # id -> (pids, {pid: status}, [when the first proc ended])
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    _STATE["wake"] = wake_r
+    STATE["wake"] = wake_r
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     while True:
         waiting = any(r[2] for r in runs.values())
-        watched = [ctl, wake_r, *_STATE["servers"].sockets()]
+        watched = [ctl, wake_r, *STATE["servers"].sockets()]
         readable, _, _ = select.select(watched, [], [], GRACE_S / 4 if waiting else None)
         for sock in readable:
             if sock not in (ctl, wake_r):
-                _judge_done(runs, _STATE["servers"].answer(sock))
+                _judge_done(runs, STATE["servers"].answer(sock))
         if wake_r in readable:
             while True:
                 try:
@@ -385,7 +193,7 @@ def _reap(ctl, runs):
             break
         if pid == 0:
             break
-        _STATE["servers"].forget(pid)
+        STATE["servers"].forget(pid)
         for pids, done, ended in runs.values():
             if pid in pids and pid not in done:
                 done[pid] = _status(status)
@@ -402,17 +210,17 @@ def _reap(ctl, runs):
 
 def main():
     cfg = json.loads(sys.argv[1])
-    _STATE["cfg"] = cfg
+    STATE["cfg"] = cfg
     ctl = socket.socket(fileno=cfg["ctl_fd"])
-    _STATE["ctl"] = ctl
-    _STATE["servers"] = _judges.Servers()
+    STATE["ctl"] = ctl
+    STATE["servers"] = _judges.Servers()
     # Every program checks `life` (EOF once this process is gone); the write end is never used.
-    _STATE["life"], _STATE["life_w"] = os.pipe()
+    STATE["life"], STATE["life_w"] = os.pipe()
     try:
         if cfg["isolation"] == "unshare":
             enter_box(cfg)
         if cfg["isolation"] != "none":
-            _STATE["own_pid_ns"] = os.open("/proc/self/ns/pid", os.O_RDONLY)
+            STATE["own_pid_ns"] = os.open("/proc/self/ns/pid", os.O_RDONLY)
         elif cfg["isolation"] == "none":
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         sys.path[:] = [cfg["code_dir"]] + [p for p in sys.path if p] + list(cfg["site_dirs"])
@@ -427,7 +235,7 @@ def main():
         site.setquit()  # exit() and quit(), which -S leaves out
 
         if cfg["seccomp"]:
-            _STATE["filter"] = _seccomp_filter()
+            STATE["filter"] = seccomp_filter()
     except BaseException as err:
         ctl.send(json.dumps({"op": "error", "message": f"{type(err).__name__}: {err}"}).encode())
         os._exit(SETUP_FAILED)

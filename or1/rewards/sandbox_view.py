@@ -29,7 +29,7 @@ ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
 EXTRA_READABLE = ("/usr/lib", "/usr/lib64", "/usr/share", "/etc/localtime", "/dev", "/proc/self")
 CODE_FILES = (
     *("_boot.py", "_box.py", "_harness.py", "_judge.py", "_judges.py", "_test_plan.py"),
-    *("_wire.py", "_guard.py"),
+    *("_wire.py", "_guard.py", "_become.py"),
 )
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 # Denied with EPERM (besides clone with namespace flags, clone3 -> ENOSYS, and TIOCSTI):
