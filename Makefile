@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test docs install install-dev lint format clean
+.PHONY: demo test docs reference install install-dev lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,11 +33,15 @@ demo: install
 test: install-dev
 	$(PY) -m pytest -q
 
-# The docs site, built offline into site/ (strict: a broken link or a page missing from
-# mkdocs.yml's nav fails). The configuration reference is generated from or1/config/.
+# The docs site, built offline into site/ (strict: a broken link, a page missing from
+# mkdocs.yml's nav or a stale docs/reference/ page fails).
 docs: install
 	$(PIP) install --quiet -e '.[docs]'
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# docs/reference/ (every setting, every preset), generated from or1/config/ and or1/presets/.
+reference: install
+	$(PY) scripts/docs_hooks.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,10 +1,12 @@
-"""mkdocs hooks (mkdocs.yml ``hooks:``): pages generated from the code at build time.
+"""The pages generated from the code, committed under docs/reference/ so that their links
+work on GitHub too, and the mkdocs hook (mkdocs.yml ``hooks:``) that fails the build when
+they are stale.
 
-- ``reference/config.md``: every setting of the config tree (or1/config/reference.py);
-- ``reference/presets.md``: the YAML of every preset shipped in or1/presets/.
+- ``docs/reference/config.md``: every setting of the config tree (or1/config/reference.py);
+- ``docs/reference/presets.md``: the YAML of every preset shipped in or1/presets/.
 
-The checkout's own ``or1`` is imported (not an installed copy), so the site documents the
-code next to it.
+``python scripts/docs_hooks.py`` (``make reference``) writes them. The checkout's own
+``or1`` is imported (not an installed copy), so the pages document the code next to it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
-
-from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -43,11 +43,42 @@ def presets_markdown() -> str:
     return "\n".join(out)
 
 
-def on_files(files: Files, config: Any) -> Files:
-    """Add the generated pages to the site's files (they are not in docs/)."""
-    for uri, text in (
-        ("reference/config.md", reference_markdown()),
-        ("reference/presets.md", presets_markdown()),
-    ):
-        files.append(File.generated(config, uri, content=text))
-    return files
+def generated_pages() -> dict[str, str]:
+    """Path under docs/ -> the text that page must have."""
+    return {
+        "reference/config.md": reference_markdown(),
+        "reference/presets.md": presets_markdown(),
+    }
+
+
+def stale_pages(docs: Path = ROOT / "docs") -> list[str]:
+    """The generated pages whose committed copy differs from what the code generates."""
+    return [
+        uri
+        for uri, text in generated_pages().items()
+        if not (docs / uri).is_file() or (docs / uri).read_text(encoding="utf-8") != text
+    ]
+
+
+def on_pre_build(config: Any) -> None:
+    """Fail the build on a stale reference page (the site documents today's code)."""
+    from mkdocs.exceptions import PluginError
+
+    stale = stale_pages(Path(config["docs_dir"]))
+    if stale:
+        raise PluginError(
+            f"docs/{', docs/'.join(stale)}: not what the code generates; "
+            "run `make reference` (python scripts/docs_hooks.py) and commit the pages"
+        )
+
+
+def main() -> None:
+    for uri, text in generated_pages().items():
+        path = ROOT / "docs" / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -102,6 +102,16 @@ def test_generated_pages_are_in_the_site(site: Path) -> None:
         assert f"<code>{name}</code>" in presets
 
 
+def test_the_committed_reference_pages_are_what_the_code_generates(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "scripts/docs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    assert hooks.stale_pages() == [], "run `make reference` and commit docs/reference/"
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference/config.md").write_text(reference_markdown())
+    assert hooks.stale_pages(tmp_path) == ["reference/presets.md"]  # (a missing page is stale)
+
+
 def _github_slug(heading: str) -> str:
     """The anchor GitHub gives a Markdown heading (lowercase, punctuation dropped)."""
     text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
