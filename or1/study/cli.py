@@ -25,7 +25,8 @@ def run_study(
     train: bool = True,
 ) -> dict[str, Any]:
     """Train what is missing (unless ``train`` is False: a report of the runs done so
-    far, e.g. of a study still running), then write findings.json, plots, report.html."""
+    far, e.g. of a study still running), then write findings.json, findings.md (the
+    tables as Markdown, to paste into a page), plots and report.html."""
     study.out.mkdir(parents=True, exist_ok=True)
     wall = execute(study, jobs=jobs, say=say) if train else 0.0
     runs = collect(study)
@@ -33,6 +34,7 @@ def run_study(
     for finding in study.findings:
         plot_finding(finding, runs, study.out / "plots" / f"{finding.key}.png")
     write_report(study, doc)
+    (study.out / "findings.md").write_text(findings_markdown(doc) + "\n", encoding="utf-8")
     return doc
 
 
@@ -84,6 +86,9 @@ def main(args: argparse.Namespace) -> int:
     if doc["runs_done"] < doc["runs_planned"]:
         print(f"{doc['runs_done']} of {doc['runs_planned']} runs done: findings are partial")
     print(findings_markdown(doc))
-    print(f"findings: {study.out / 'findings.json'}  report: {study.out / 'report.html'}")
+    out = study.out
+    print(
+        f"findings: {out / 'findings.json'}, {out / 'findings.md'}  report: {out / 'report.html'}"
+    )
     print(f"wall time: {doc['wall_seconds']:.0f} s", file=sys.stderr)
     return 0

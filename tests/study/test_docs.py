@@ -17,8 +17,8 @@ def test_the_study_pages_tables_are_the_committed_findings() -> None:
     section = page[page.index(START) + len(START) : page.index(END)].strip()
     assert section == findings_markdown(doc), (
         "docs/study.md: the tables between the 'results table' markers differ from "
-        "findings_markdown(docs/study/study-arith/findings.json); paste what "
-        "`or1 study entropy --report-only` prints"
+        "findings_markdown(docs/study/study-arith/findings.json); paste the study's "
+        "findings.md (`or1 study entropy --report-only` writes it)"
     )
 
 

@@ -207,6 +207,7 @@ def test_micro_study_end_to_end(small_args: list[str], tmp_path: Path) -> None:
     assert "micro" in (out / "report.html").read_text()
     markdown = findings_markdown(doc)
     assert "| micro | N_SGD 4 |" in markdown and "| accuracy |" in markdown
+    assert (out / "findings.md").read_text() == markdown + "\n"
     assert not math.isnan(doc["wall_seconds"])
 
     # Done runs are skipped; the findings are recomputed from the same files.
