@@ -25,6 +25,14 @@ from or1.config.reference import reference_markdown, type_name, undescribed_keys
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _module_at(path: str) -> Any:
+    """The Python file at ``path`` (from the repository root), imported as a module."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _schema_fields(schema: dict[str, Any], node: dict[str, Any], prefix: str = ""):
     """(dotted key, description) of every leaf setting in a JSON schema of pydantic's."""
     defs = schema.get("$defs", {})
@@ -103,9 +111,7 @@ def test_generated_pages_are_in_the_site(site: Path) -> None:
 
 
 def test_the_committed_reference_pages_are_what_the_code_generates(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "scripts/docs_hooks.py")
-    hooks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hooks)
+    hooks = _module_at("scripts/docs_hooks.py")
     assert hooks.stale_pages() == [], "run `make reference` and commit docs/reference/"
     (tmp_path / "reference").mkdir()
     (tmp_path / "reference/config.md").write_text(reference_markdown())
@@ -151,9 +157,7 @@ def test_readme_links_resolve() -> None:
 
 
 def test_the_recipe_pages_stage_table_is_the_presets() -> None:
-    spec = importlib.util.spec_from_file_location("presets_test", ROOT / "tests/test_presets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _module_at("tests/test_presets.py")
     table = module.parse_stage_table((ROOT / "docs" / "recipe.md").read_text())
     assert set(table) == set(module.PRESETS)
     for model, preset in module.PRESETS.items():
@@ -171,9 +175,7 @@ def test_the_scaling_page_shows_what_or1_plan_prints_for_7b(tmp_path: Path, stag
     from or1.plan import make_plan, model_shape, settings_of
     from or1.plan.report import header, verdict
 
-    spec = importlib.util.spec_from_file_location("plan_models", ROOT / "tests/plan/conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _module_at("tests/plan/conftest.py")
     (tmp_path / "config.json").write_text(json.dumps(module.Q7B))
     cfg = load_config("skywork-or1-7b", [f"model.path={tmp_path}"])
     plan = make_plan(model_shape(tmp_path), settings_of(cfg, stage=stage), gpu_gib=80)
